@@ -1,0 +1,3 @@
+from mkdocs_cfpurge.cli import main
+
+main()
