@@ -1,0 +1,259 @@
+"""`mkdocs-cfpurge`: the pipeline on any built site folder, no MkDocs needed.
+
+Exit codes: 0 done (or nothing to do), 1 purge failed or incomplete (what is owed is kept),
+2 usage or configuration error (nothing sent, nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, EXIT_USAGE, CfPurgeError
+from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.plan import STRATEGIES, PurgePlan
+from mkdocs_cfpurge.report import markdown_summary, text_summary
+from mkdocs_cfpurge.settings import METHODS, Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_MANIFEST = ".cache/plugin/cfpurge/manifest.json"
+
+
+def site_options(func: F) -> F:
+    """Options shared by every command that maps files to URLs."""
+    for option in reversed(
+        [
+            click.option("--site-url", help="Public base URL of the site (like site_url)."),
+            click.option("--host", "hosts", multiple=True, help="Another host serving the site."),
+            click.option(
+                "--scheme", "schemes", multiple=True, type=click.Choice(["https", "http"])
+            ),
+            click.option("--exclude", multiple=True, help="Gitignore-style pattern to skip."),
+            click.option("--strategy", type=click.Choice(STRATEGIES), default="files"),
+            click.option("--max-files-per-request", type=int, default=30, show_default=True),
+            click.option(
+                "--cache-key-header",
+                "cache_key_headers",
+                multiple=True,
+                help="A JSON header map of a custom cache key: '{\"CF-Device-Type\": \"mobile\"}'.",
+            ),
+            click.option("--extra-url", "extra_urls", multiple=True),
+            click.option(
+                "--manifest",
+                type=click.Path(path_type=Path),
+                default=DEFAULT_MANIFEST,
+                show_default=True,
+                help="Manifest of the last deploy (pending.json lives beside it).",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def purge_options(func: F) -> F:
+    for option in reversed(
+        [
+            click.option("--zone-id", help="Default: CLOUDFLARE_ZONE_ID."),
+            click.option("--api-base", help="Default: CLOUDFLARE_API_BASE or Cloudflare's API."),
+            click.option(
+                "--cloudflare-plan",
+                type=click.Choice(["free", "pro", "business", "enterprise"]),
+                default="free",
+                show_default=True,
+            ),
+            click.option("--method", type=click.Choice(METHODS), default="purge"),
+            click.option("--verify-zone/--no-verify-zone", default=True),
+            click.option("--dry-run", is_flag=True, help="Show the plan; send and change nothing."),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _headers(values: tuple[str, ...]) -> list[dict[str, str]]:
+    maps = []
+    for value in values:
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            raise CfPurgeError(
+                f"option 'cache_key_headers': {value!r} is not a JSON object"
+            ) from None
+        maps.append(parsed)
+    return maps
+
+
+def make_settings(**kw: Any) -> Settings:
+    """Settings from CLI flags; credentials only ever come from the environment here."""
+    return Settings.create(
+        site_url=kw.get("site_url"),
+        manifest_path=kw["manifest"],
+        plan_path=kw.get("out"),
+        hosts=kw.get("hosts", ()),
+        schemes=kw.get("schemes", ()),
+        exclude=kw.get("exclude", ()),
+        cache_key_headers=_headers(kw.get("cache_key_headers", ())),
+        extra_urls=kw.get("extra_urls", ()),
+        strategy=kw.get("strategy", "files"),
+        max_files_per_request=kw.get("max_files_per_request", 30),
+        zone_id=kw.get("zone_id"),
+        api_base=kw.get("api_base"),
+        cloudflare_plan=kw.get("cloudflare_plan", "free"),
+        method=kw.get("method", "purge"),
+        verify_zone=kw.get("verify_zone", True),
+        dry_run=kw.get("dry_run", False),
+        env=os.environ,
+    )
+
+
+def _site_dir(value: Path) -> Path:
+    if not value.is_dir():
+        raise CfPurgeError(f"SITE_DIR {str(value)!r} does not exist or is not a folder")
+    return value
+
+
+@click.group()
+@click.version_option(package_name="mkdocs-cfpurge")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(quiet: bool) -> None:
+    """Purge exactly what changed in a built site from Cloudflare's cache."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+@cli.command()
+@click.argument("site_dir", type=click.Path(path_type=Path))
+@site_options
+@click.option("--out", type=click.Path(path_type=Path), help="Also write the plan JSON here.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+def plan(site_dir: Path, fmt: str, **kw: Any) -> None:
+    """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
+    settings = make_settings(**kw, dry_run=True)
+    the_plan, _ = pipeline.preview(_site_dir(site_dir), settings)
+    if settings.plan_path is not None:
+        from mkdocs_cfpurge.atomic import write_atomic
+
+        write_atomic(settings.plan_path, the_plan.to_json())
+    if fmt == "json":
+        click.echo(the_plan.to_json().decode(), nl=False)
+    elif fmt == "markdown":
+        click.echo(markdown_summary(the_plan, dry_run=True))
+    else:
+        click.echo(text_summary(the_plan, dry_run=True))
+
+
+@cli.command()
+@click.argument("site_dir", type=click.Path(path_type=Path))
+@click.option("--site-url", required=True)
+@click.option("--exclude", multiple=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+def manifest(site_dir: Path, site_url: str, exclude: tuple[str, ...], out: Path) -> None:
+    """Record SITE_DIR as the baseline (what the origin serves now)."""
+    settings = make_settings(site_url=site_url, exclude=exclude, manifest=out)
+    if out.exists():
+        from mkdocs_cfpurge.manifest import load_manifest
+
+        load_manifest(out)  # refuse to overwrite a file that is not a manifest
+    built = pipeline.scan(_site_dir(site_dir), settings)
+    built.save(out)
+    click.echo(f"manifest of {len(built.files)} files written to {out}")
+
+
+@cli.command()
+@click.argument("site_dir", type=click.Path(path_type=Path), required=False)
+@site_options
+@purge_options
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path), help="Send this saved plan.")
+def purge(site_dir: Path | None, plan_file: Path | None, **kw: Any) -> None:
+    """Purge what changed in SITE_DIR (or a saved --plan, or what is pending), then commit."""
+    saved = PurgePlan.load(plan_file) if plan_file is not None else None
+    if saved is not None and site_dir is not None:
+        raise CfPurgeError("give SITE_DIR or --plan, not both")
+    if saved is not None:
+        kw["site_url"] = kw.get("site_url") or saved.site_url
+        kw["zone_id"] = kw.get("zone_id") or saved.zone_id
+    settings = make_settings(**kw)
+    new = pipeline.scan(_site_dir(site_dir), settings) if site_dir is not None else None
+    if settings.dry_run:
+        the_plan = _dry_plan(settings, new, saved)
+        pipeline.report(the_plan, settings)
+        click.echo(the_plan.to_json().decode(), nl=False)
+        return
+    if new is None and saved is None:
+        saved = PurgePlan(str(settings.site), settings.zone_id, [], [], settings.strategy)
+    result = pipeline.deploy(settings, new, saved_plan=saved)
+    if result.requests_sent == 0:
+        for note in result.plan.notes:
+            log.info("cfpurge: %s", note)
+        log.info("cfpurge: nothing to purge")
+
+
+def _dry_plan(settings: Settings, new: Any, saved: PurgePlan | None) -> PurgePlan:
+    from mkdocs_cfpurge.state import StateStore
+
+    store = StateStore(settings.manifest_path, str(settings.site))
+    if new is not None:
+        return pipeline.make_plan(store.load_manifest(), new, settings, store.load_pending())
+    assert saved is not None
+    return saved
+
+
+@cli.command("local-server")
+@click.option("--zone-id", default="0123456789abcdef0123456789abcdef", show_default=True)
+@click.option("--zone-name", default="example.com", show_default=True)
+@click.option("--token", envvar="CLOUDFLARE_API_TOKEN", default="local-test-token")
+@click.option(
+    "--plan",
+    "cf_plan",
+    type=click.Choice(["free", "pro", "business", "enterprise"]),
+    default="free",
+)
+@click.option("--origin", help="Folder or http://127.0.0.1 URL the edge caches in front of.")
+@click.option("--port", type=int, default=0)
+@click.option("--edge-port", type=int, default=0)
+@click.option("--max-files-per-request", type=int, default=30)
+def local_server(**kw: Any) -> None:
+    """Run the bundled Cloudflare-compatible API (and edge cache) on 127.0.0.1."""
+    from mkdocs_cfpurge.localcf import run_local_server
+
+    origin = kw["origin"]
+    run_local_server(
+        zone_id=kw["zone_id"],
+        zone_name=kw["zone_name"],
+        api_token=kw["token"],
+        plan=kw["cf_plan"],
+        origin=(origin if origin is None or origin.startswith("http") else Path(origin)),
+        port=kw["port"],
+        edge_port=kw["edge_port"],
+        max_files_per_request=kw["max_files_per_request"],
+        echo=click.echo,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: map the pipeline's error to its exit code, with a one-line message."""
+    try:
+        cli.main(args=argv, prog_name="mkdocs-cfpurge", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_PURGE_FAILED)
+    except CfPurgeError as exc:
+        click.echo(f"mkdocs-cfpurge: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    sys.exit(0)

@@ -1,0 +1,293 @@
+"""CloudflareClient: sends purge bodies within Cloudflare's limits, retries what can be retried.
+
+Every failure comes out as one `CfPurgeError`, with Cloudflare's codes and a message a user can
+act on, and never with a credential in it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+
+from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
+from mkdocs_cfpurge.limits import PLAN_LIMITS, TokenBucket
+from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.models import Envelope, Zone, purge_body_adapter
+from mkdocs_cfpurge.plan import Body, purge_type
+from mkdocs_cfpurge.settings import Credentials, check_api_base
+
+RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
+# Over-cap `files` batches come back as 400 with a message and no fixed code.
+_TOO_MANY = re.compile(r"(more than|too many|exceed|maximum|limit)", re.IGNORECASE)
+_ADVICE = {
+    10000: "the API token is invalid, or lacks the Zone → Cache Purge permission on this zone",
+    9109: "the token may not access this zone (check the token's zone resources)",
+    7003: "no such zone: check zone_id (the 32-character id on the zone's Overview page)",
+    1012: "Cloudflare found the request body malformed",
+    1014: "Cloudflare expected an array in the request body",
+    6003: "the credentials are malformed (check api_token, or api_email and api_key)",
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 60.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Exponential backoff with full jitter."""
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class PurgeIncomplete(CfPurgeError):
+    """A purge that stopped part-way; `unsent` holds every body not confirmed by Cloudflare."""
+
+    def __init__(self, cause: CfPurgeError, unsent: list[Body]) -> None:
+        super().__init__(
+            f"{cause.message} ({len(unsent)} request(s) not confirmed)",
+            exit_code=EXIT_PURGE_FAILED,
+            codes=cause.codes,
+            status=cause.status,
+        )
+        self.unsent = unsent
+
+
+class CloudflareClient:
+    """Talks to one zone of the Cloudflare API (or the local server) with one `httpx.Client`."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        zone_id: str,
+        *,
+        api_base: str,
+        plan: str = "free",
+        method: str = "purge",
+        max_files_per_request: int = 30,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.api_base = check_api_base(api_base)
+        self.zone_id = zone_id
+        self.endpoint = "invalidate_cache" if method == "invalidate" else "purge_cache"
+        self.max_files = max_files_per_request
+        self.retry = retry or RetryPolicy()
+        self._secrets = credentials.secrets()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        limits = PLAN_LIMITS[plan]
+        self._url_bucket = TokenBucket(limits.url_rate, limits.url_burst)
+        self._flex_bucket = TokenBucket(limits.flex_rate, limits.flex_burst)
+        # Cloudflare's global API limit: 1,200 requests per 5 minutes.
+        self._api_bucket = TokenBucket(1200 / 300, 1200)
+        # Credentials ride on this client only, whose base URL is api_base: they go nowhere else.
+        self._http = httpx.Client(
+            base_url=self.api_base + "/",
+            headers={**credentials.headers(), "User-Agent": "mkdocs-cfpurge"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    def __enter__(self) -> CloudflareClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def _api_error(
+        self, what: str, status: int, envelope: Envelope | None, raw: str
+    ) -> CfPurgeError:
+        codes = tuple(e.code for e in envelope.errors) if envelope else ()
+        details = "; ".join(f"{e.code}: {e.message}" for e in envelope.errors) if envelope else ""
+        advice = next((_ADVICE[c] for c in codes if c in _ADVICE), "")
+        message = f"{what} failed with HTTP {status}" + (f" ({details})" if details else "")
+        if not details and raw:
+            message += f": {raw[:200]}"
+        if advice:
+            message += f": {advice}"
+        return CfPurgeError(
+            self._redact(message), exit_code=EXIT_PURGE_FAILED, codes=codes, status=status
+        )
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _request(self, method: str, path: str, what: str, json: Any = None) -> httpx.Response:
+        """Send with retries on 429, 5xx, timeouts and dropped connections."""
+        attempt = 0
+        while True:
+            attempt += 1
+            self._api_bucket.take(1, self._sleep)
+            try:
+                response = self._http.request(method, path, json=json)
+            except httpx.TransportError as exc:
+                if attempt >= self.retry.attempts:
+                    raise CfPurgeError(
+                        self._redact(
+                            f"{what} failed after {attempt} attempts: {type(exc).__name__}: {exc}"
+                        ),
+                        exit_code=EXIT_PURGE_FAILED,
+                    ) from None
+                delay = self.retry.backoff(attempt, self._rng)
+                log.warning("%s: %s; retrying in %.1fs", what, type(exc).__name__, delay)
+                self._sleep(delay)
+                continue
+            if response.status_code not in RETRY_STATUSES or attempt >= self.retry.attempts:
+                return response
+            delay = self._retry_after(response) or self.retry.backoff(attempt, self._rng)
+            log.warning(
+                "%s: HTTP %d; retrying in %.1fs (attempt %d of %d)",
+                what,
+                response.status_code,
+                delay,
+                attempt,
+                self.retry.attempts,
+            )
+            self._sleep(delay)
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        value = response.headers.get("Retry-After")
+        if value is None:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+
+    @staticmethod
+    def _envelope(response: httpx.Response) -> Envelope | None:
+        try:
+            return Envelope.model_validate_json(response.content)
+        except ValidationError:
+            return None
+
+    # -- API ----------------------------------------------------------------------------------
+
+    def get_zone(self) -> Zone:
+        what = f"reading zone {self.zone_id}"
+        response = self._request("GET", f"zones/{self.zone_id}", what)
+        envelope = self._envelope(response)
+        if response.is_success and envelope is not None and envelope.success:
+            return Zone.model_validate(envelope.result)
+        raise self._api_error(what, response.status_code, envelope, response.text)
+
+    def check_zone(self, hosts: Sequence[str]) -> None:
+        """Refuse hosts the zone does not own; a token without Zone Read gets one warning."""
+        try:
+            zone = self.get_zone()
+        except CfPurgeError as exc:
+            if exc.status == 403:  # 9109 or 10000: the token lacks Zone Read
+                log.warning(
+                    "cfpurge: the token may not read zone %s (add Zone → Zone Read to check "
+                    "that the zone owns the hosts, or set verify_zone: false); purging anyway",
+                    self.zone_id,
+                )
+                return
+            raise
+        name = zone.name.lower()
+        foreign = [h for h in hosts if not _host_in_zone(h, name)]
+        if foreign:
+            raise CfPurgeError(
+                f"zone {self.zone_id} is {name!r}, which does not own host(s) "
+                f"{', '.join(foreign)}: check zone_id and hosts (nothing was purged)"
+            )
+
+    def purge(self, body: Body) -> str | None:
+        """Send one body; return Cloudflare's purge id."""
+        purge_body_adapter.validate_python(body)
+        kind = purge_type(body)
+        if kind == "files":
+            self._url_bucket.take(len(body["files"]), self._wait_logged)
+        else:
+            self._flex_bucket.take(1, self._wait_logged)
+        what = f"{self.endpoint} ({kind})"
+        response = self._request("POST", f"zones/{self.zone_id}/{self.endpoint}", what, json=body)
+        envelope = self._envelope(response)
+        if response.is_success and envelope is not None and envelope.success:
+            return envelope.result_id()
+        raise self._api_error(what, response.status_code, envelope, response.text)
+
+    def _wait_logged(self, seconds: float) -> None:
+        if seconds >= 1:
+            log.info("cfpurge: waiting %.0fs for Cloudflare's rate limit", seconds)
+        self._sleep(seconds)
+
+    def purge_all(self, bodies: Sequence[Body]) -> int:
+        """Send every body in order; return how many requests went out.
+
+        A `files` body Cloudflare finds too large is split in halves, and the smaller size is kept
+        for the rest of the run. On a failure that retries cannot mend, `PurgeIncomplete` lists
+        every body not yet confirmed.
+        """
+        queue: deque[Body] = deque(piece for body in bodies for piece in self._fit(body))
+        total_urls = sum(len(b["files"]) for b in queue if "files" in b)
+        done_urls = sent = 0
+        while queue:
+            body = queue.popleft()
+            try:
+                self.purge(body)
+            except CfPurgeError as exc:
+                if self._split_if_too_large(body, exc, queue):
+                    continue
+                raise PurgeIncomplete(exc, [body, *queue]) from None
+            sent += 1
+            done_urls += len(body.get("files", ()))
+            log.info(
+                "cfpurge: request %d of %d (%s) done; %d/%d URLs purged",
+                sent,
+                sent + len(queue),
+                purge_type(body),
+                done_urls,
+                total_urls,
+            )
+        return sent
+
+    def _fit(self, body: Body) -> list[Body]:
+        if "files" not in body or len(body["files"]) <= self.max_files:
+            return [body]
+        files = body["files"]
+        return [
+            {"files": files[i : i + self.max_files]} for i in range(0, len(files), self.max_files)
+        ]
+
+    def _split_if_too_large(self, body: Body, exc: CfPurgeError, queue: deque[Body]) -> bool:
+        files = body.get("files")
+        if exc.status != 400 or not files or len(files) < 2 or not _TOO_MANY.search(exc.message):
+            return False
+        self.max_files = math.ceil(len(files) / 2)
+        log.warning(
+            "cfpurge: Cloudflare refused %d URLs in one request; sending at most %d from now on",
+            len(files),
+            self.max_files,
+        )
+        queue.extendleft(reversed(self._fit(body)))
+        return True
+
+
+def _host_in_zone(host: str, zone: str) -> bool:
+    host = host.split(":")[0].lower()
+    return host == zone or host.endswith("." + zone)

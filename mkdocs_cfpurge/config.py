@@ -1,0 +1,120 @@
+"""The plugin's options in mkdocs.yml. Every option is documented right below it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mkdocs.config import base
+from mkdocs.config import config_options as c
+
+from mkdocs_cfpurge.errors import ConfigError
+from mkdocs_cfpurge.limits import PLANS
+from mkdocs_cfpurge.manifest import compile_excludes
+from mkdocs_cfpurge.plan import STRATEGIES
+from mkdocs_cfpurge.settings import (
+    METHODS,
+    SCHEMES,
+    check_api_base,
+    check_headers,
+    check_max_files,
+    parse_zone_id,
+)
+from mkdocs_cfpurge.urls import parse_host
+
+
+class Checked(base.BaseConfigOption[Any]):
+    """Wrap an option with one of the pipeline's own checks, so MkDocs reports the same message."""
+
+    def __init__(self, inner: base.BaseConfigOption[Any], check: Callable[[Any], object]) -> None:
+        super().__init__()
+        self.inner = inner
+        self.check = check
+        self.default = inner.default
+
+    def run_validation(self, value: object) -> Any:
+        value = self.inner.validate(value)
+        if value is not None:
+            try:
+                self.check(value)
+            except ConfigError as exc:
+                raise base.ValidationError(exc.problem) from None
+        return value
+
+
+def _each(check: Callable[[str], object]) -> Callable[[list[str]], None]:
+    def run(values: list[str]) -> None:
+        for value in values:
+            check(value)
+
+    return run
+
+
+class CfPurgeConfig(base.Config):
+    enabled = c.Type(bool, default=True)
+    """Turn the plugin off without removing it (e.g. `enabled: !ENV [CFPURGE, true]`)."""
+
+    zone_id = Checked(c.Optional(c.Type(str)), parse_zone_id)
+    """Cloudflare zone id (32 hex characters). Default: the CLOUDFLARE_ZONE_ID variable."""
+
+    api_token = c.Optional(c.Type(str))
+    """API token with Zone → Cache Purge. Default: CLOUDFLARE_API_TOKEN. Keep it out of
+    mkdocs.yml: use the variable, or `!ENV`."""
+
+    api_email = c.Optional(c.Type(str))
+    """Legacy auth: account email, with `api_key`. Default: CLOUDFLARE_EMAIL."""
+
+    api_key = c.Optional(c.Type(str))
+    """Legacy auth: Global API key, with `api_email`. Default: CLOUDFLARE_API_KEY."""
+
+    api_base = Checked(c.Optional(c.Type(str)), check_api_base)
+    """API address. Default: CLOUDFLARE_API_BASE, else https://api.cloudflare.com/client/v4.
+    Plain http is accepted only for a loopback address (the bundled local server)."""
+
+    hosts = Checked(c.ListOfItems(c.Type(str), default=[]), _each(parse_host))
+    """More host names that serve the site (e.g. www. and apex); site_url's host is always in."""
+
+    schemes = c.ListOfItems(c.Choice(SCHEMES), default=[])
+    """Schemes whose cache keys to purge. Default: site_url's scheme. Add `http` for zones that
+    cache http and https apart."""
+
+    dry_run = c.Type(bool, default=False)
+    """Only write the plan and report: send nothing, change no state. CFPURGE_DRY_RUN=1 forces
+    it on."""
+
+    manifest = c.Type(str, default=".cache/plugin/cfpurge/manifest.json")
+    """Manifest of the last deploy, relative to mkdocs.yml's folder. `pending.json` and a lock
+    file live beside it."""
+
+    plan_file = c.Type(str, default=".cache/plugin/cfpurge/plan.json")
+    """Where the plan (the exact request bodies) is written, relative to mkdocs.yml's folder."""
+
+    purge_on = c.ListOfItems(c.Choice(("gh-deploy", "build")), default=["gh-deploy"])
+    """Commands that purge. `build` suits sites built straight into the folder their origin
+    serves. `mkdocs serve` never purges."""
+
+    max_files_per_request = Checked(c.Type(int, default=30), check_max_files)
+    """URLs per `files` request (1 to 500). 30 works on every plan; Enterprise takes 500."""
+
+    strategy = c.Choice(STRATEGIES, default="files")
+    """`files`: every URL; `prefixes`: each changed folder as a prefix; `everything`: the zone."""
+
+    exclude = Checked(c.ListOfItems(c.Type(str), default=[]), compile_excludes)
+    """Gitignore-style patterns of output files never hashed nor purged."""
+
+    cache_key_headers = Checked(c.ListOfItems(c.Type(dict), default=[]), check_headers)
+    """Header maps of custom cache keys, e.g. `{CF-Device-Type: mobile}`: each URL is also
+    purged once per map, as `{url, headers}`."""
+
+    extra_urls = c.ListOfItems(c.Type(str), default=[])
+    """Full URLs purged on every deploy that changes something (feeds, status pages)."""
+
+    cloudflare_plan = c.Choice(PLANS, default="free")
+    """Your Cloudflare plan: sets the pace of requests to stay within its rate limits."""
+
+    method = c.Choice(METHODS, default="purge")
+    """`purge` deletes cached copies; `invalidate` marks them stale (revalidated with the
+    origin)."""
+
+    verify_zone = c.Type(bool, default=True)
+    """Before purging, check that the zone owns every host (needs Zone → Zone Read)."""

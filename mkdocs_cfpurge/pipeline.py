@@ -1,0 +1,169 @@
+"""The whole job, front-end neutral: built site → manifest → changes → plan → purge → commit.
+
+The MkDocs plugin, the CLI and the watcher call these functions; nothing here imports mkdocs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mkdocs_cfpurge.changes import diff
+from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.manifest import Manifest, build_manifest
+from mkdocs_cfpurge.plan import PurgePlan, build_plan, merge_requests
+from mkdocs_cfpurge.report import append_step_summary, markdown_summary, text_summary
+from mkdocs_cfpurge.settings import Settings
+from mkdocs_cfpurge.state import Pending, StateStore
+
+if TYPE_CHECKING:  # httpx and pydantic load only when a purge really runs
+    from mkdocs_cfpurge.client import CloudflareClient
+
+    ClientFactory = Callable[[Settings], CloudflareClient]
+
+# Published with the site so a deploy can tell when the origin serves this build; it changes on
+# every build, so it is never hashed itself.
+MARKER_NAME = "cfpurge-build.json"
+
+
+def scan(site_dir: Path, settings: Settings) -> Manifest:
+    """Hash the built site (the marker and `exclude` patterns left out)."""
+    return build_manifest(
+        site_dir, str(settings.site), exclude=(*settings.exclude, f"/{MARKER_NAME}")
+    )
+
+
+def make_plan(
+    old: Manifest | None, new: Manifest, settings: Settings, pending: Pending | None = None
+) -> PurgePlan:
+    """The plan from the last deploy's manifest to this build's, plus what is still owed."""
+    mapper = settings.mapper()
+    if old is None:
+        plan = build_plan([], mapper, strategy=settings.strategy, zone_id=settings.zone_id)
+        plan.notes.append(
+            f"no manifest of an earlier deploy at {settings.manifest_path}: this deploy "
+            f"records the baseline ({len(new.files)} files) and purges nothing"
+        )
+    else:
+        changes = diff(old.files, new.files)
+        plan = build_plan(
+            changes,
+            mapper,
+            strategy=settings.strategy,
+            max_files_per_request=settings.max_files_per_request,
+            zone_id=settings.zone_id,
+            extra_urls=settings.extra_urls,
+        )
+    if pending is not None and pending.requests:
+        plan.requests = merge_requests(
+            pending.requests, plan.requests, max_files=settings.max_files_per_request
+        )
+        plan.notes.append(
+            f"includes {len(pending.requests)} request(s) still owed by an earlier run"
+        )
+    return plan
+
+
+def preview(site_dir: Path, settings: Settings) -> tuple[PurgePlan, Manifest]:
+    """The plan a deploy of `site_dir` would send, reading the state but changing nothing."""
+    new = scan(site_dir, settings)
+    store = StateStore(settings.manifest_path, str(settings.site))
+    return make_plan(store.load_manifest(), new, settings, store.load_pending()), new
+
+
+def report(plan: PurgePlan, settings: Settings, env: Mapping[str, str] = os.environ) -> str:
+    """Log the summary, write the plan file and the CI job summary; return the Markdown."""
+    dry_run = settings.dry_run
+    for line in text_summary(plan, dry_run=dry_run).splitlines():
+        log.info(line)
+    if settings.plan_path is not None:
+        from mkdocs_cfpurge.atomic import write_atomic
+
+        write_atomic(settings.plan_path, plan.to_json())
+    markdown = markdown_summary(plan, dry_run=dry_run)
+    append_step_summary(markdown, env)
+    return markdown
+
+
+@dataclass
+class PurgeResult:
+    plan: PurgePlan
+    requests_sent: int
+
+
+def default_client(settings: Settings) -> CloudflareClient:
+    from mkdocs_cfpurge.client import CloudflareClient
+
+    zone_id, credentials = settings.require_purge_access()
+    return CloudflareClient(
+        credentials,
+        zone_id,
+        api_base=settings.api_base,
+        plan=settings.cloudflare_plan,
+        method=settings.method,
+        max_files_per_request=settings.max_files_per_request,
+    )
+
+
+def deploy(
+    settings: Settings,
+    new: Manifest | None,
+    *,
+    saved_plan: PurgePlan | None = None,
+    client_factory: ClientFactory | None = None,
+) -> PurgeResult:
+    """Purge what changed (and what is still owed), then commit the new manifest.
+
+    With `new`, the plan is made again under the lock from the manifest on disk, so two runs can
+    never both purge against the same baseline. With `saved_plan`, its bodies are sent as they
+    are. Only when every request is confirmed is the manifest committed; otherwise what is not
+    confirmed stays in `pending.json` and `PurgeIncomplete` is raised.
+    """
+    settings.require_purge_access()
+    with StateStore(settings.manifest_path, str(settings.site)) as state:
+        pending = state.load_pending()
+        if new is not None:
+            plan = make_plan(state.load_manifest(), new, settings, pending)
+        else:
+            assert saved_plan is not None
+            plan = saved_plan
+            plan.requests = merge_requests(
+                pending.requests, plan.requests, max_files=settings.max_files_per_request
+            )
+        to_commit = new if new is not None else pending.next_manifest
+        if plan.is_empty:
+            state.commit(to_commit)
+            return PurgeResult(plan, 0)
+        with (client_factory or default_client)(settings) as client:
+            if settings.verify_zone:
+                client.check_zone(settings.mapper().hosts)
+            state.save_pending(Pending(plan.requests, to_commit))
+            from mkdocs_cfpurge.client import PurgeIncomplete
+
+            try:
+                sent = client.purge_all(plan.requests)
+            except PurgeIncomplete as exc:
+                state.save_pending(Pending(exc.unsent, to_commit))
+                log.error(
+                    "cfpurge: %d request(s) still owed are saved in %s; the next run sends them",
+                    len(exc.unsent),
+                    state.pending_path,
+                )
+                raise
+        state.commit(to_commit)
+        log.info("cfpurge: purge complete (%d request(s)); manifest committed", sent)
+        return PurgeResult(plan, sent)
+
+
+def save_pending_plan(settings: Settings, plan: PurgePlan, new: Manifest) -> Path:
+    """Keep a plan owed for a later `mkdocs-cfpurge purge` (the deploy could not purge it now)."""
+    with StateStore(settings.manifest_path, str(settings.site)) as state:
+        pending = state.load_pending()
+        requests = merge_requests(
+            pending.requests, plan.requests, max_files=settings.max_files_per_request
+        )
+        state.save_pending(Pending(requests, new))
+        return state.pending_path

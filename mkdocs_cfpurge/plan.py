@@ -1,0 +1,277 @@
+"""The purge plan: the exact request bodies to send, in order, and why.
+
+One purge type per body (Cloudflare rejects mixed bodies with 1012), `files` bodies of at most
+`max_files_per_request` entries, at most 100 prefixes/hosts/tags per body. The same inputs give the
+same bytes, so a plan reviewed in a pull request is the plan that gets sent.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mkdocs_cfpurge.changes import Change, Status
+from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
+from mkdocs_cfpurge.urls import UrlMapper
+
+PLAN_VERSION = 1
+STRATEGIES = ("files", "prefixes", "everything")
+PURGE_TYPES = ("files", "tags", "hosts", "prefixes", "purge_everything")
+
+Body = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    path: str
+    status: Status
+    reason: str
+    urls: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "status": self.status.value,
+            "reason": self.reason,
+            "urls": list(self.urls),
+        }
+
+
+@dataclass
+class PurgePlan:
+    site_url: str
+    zone_id: str | None
+    changes: list[PlannedChange]
+    requests: list[Body]
+    strategy: str = "files"
+    notes: list[str] = field(default_factory=list)
+    version: int = PLAN_VERSION
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.requests
+
+    def count(self, status: Status) -> int:
+        return sum(1 for change in self.changes if change.status is status)
+
+    def purged_items(self) -> int:
+        return sum(len(items) if isinstance(items, list) else 1 for items in _values(self.requests))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "site_url": self.site_url,
+            "zone_id": self.zone_id,
+            "strategy": self.strategy,
+            "notes": self.notes,
+            "changes": [change.to_dict() for change in self.changes],
+            "requests": self.requests,
+        }
+
+    def to_json(self) -> bytes:
+        return (
+            json.dumps(self.to_dict(), sort_keys=True, indent=2, ensure_ascii=False).encode()
+            + b"\n"
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> PurgePlan:
+        """Read a saved plan, refusing anything Cloudflare would reject."""
+        try:
+            data = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise CfPurgeError(f"plan file {str(path)!r} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise CfPurgeError(f"plan file {str(path)!r} is not valid JSON: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CfPurgeError(f"plan file {str(path)!r} is invalid: {exc}") from None
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PurgePlan:
+        if not isinstance(data, dict) or data.get("version") != PLAN_VERSION:
+            raise ValueError(f"not a version {PLAN_VERSION} plan")
+        requests = data["requests"]
+        if not isinstance(requests, list):
+            raise ValueError("'requests' must be a list")
+        for number, body in enumerate(requests, 1):
+            check_body(body, f"request {number}")
+        changes = [
+            PlannedChange(c["path"], Status(c["status"]), c.get("reason", ""), tuple(c["urls"]))
+            for c in data["changes"]
+        ]
+        return cls(
+            site_url=str(data["site_url"]),
+            zone_id=data.get("zone_id"),
+            changes=changes,
+            requests=requests,
+            strategy=str(data.get("strategy", "files")),
+            notes=list(data.get("notes", [])),
+        )
+
+
+def purge_type(body: Body) -> str:
+    return next(key for key in PURGE_TYPES if key in body)
+
+
+def check_body(body: Any, where: str) -> None:
+    """One purge type per body, each a list (or `purge_everything: true`)."""
+    if not isinstance(body, dict):
+        raise ValueError(f"{where} is not a JSON object")
+    kinds = [key for key in body if key in PURGE_TYPES]
+    unknown = [key for key in body if key not in PURGE_TYPES]
+    if unknown:
+        raise ValueError(f"{where} has unknown keys {unknown}")
+    if len(kinds) != 1:
+        raise ValueError(
+            f"{where} mixes purge types {kinds}; Cloudflare takes exactly one per request"
+            if kinds
+            else f"{where} names no purge type"
+        )
+    kind = kinds[0]
+    if kind == "purge_everything":
+        if body[kind] is not True:
+            raise ValueError(f"{where}: purge_everything must be true")
+    elif not isinstance(body[kind], list) or not body[kind]:
+        raise ValueError(f"{where}: {kind} must be a non-empty list")
+
+
+def _values(requests: Iterable[Body]) -> Iterable[Any]:
+    for body in requests:
+        yield body[purge_type(body)]
+
+
+def batches(kind: str, items: Sequence[Any], size: int) -> list[Body]:
+    return [{kind: list(items[i : i + size])} for i in range(0, len(items), size)]
+
+
+def file_bodies(urls: Sequence[str], mapper: UrlMapper, max_files: int) -> list[Body]:
+    """`files` bodies: plain URLs, then one `{url, headers}` entry per URL per header map.
+
+    Plain strings and objects go in separate bodies: Cloudflare's schema takes an array of one
+    kind or the other, never both.
+    """
+    bodies = batches("files", urls, max_files)
+    entries = [
+        {"url": url, "headers": dict(headers)}
+        for headers in mapper.cache_key_headers
+        for url in urls
+    ]
+    return bodies + batches("files", entries, max_files)
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def build_plan(
+    changes: Sequence[Change],
+    mapper: UrlMapper,
+    *,
+    strategy: str = "files",
+    max_files_per_request: int = 30,
+    zone_id: str | None = None,
+    extra_urls: Sequence[str] = (),
+) -> PurgePlan:
+    """Turn changed files into request bodies with the chosen strategy."""
+    planned = [
+        PlannedChange(c.path, c.status, c.reason, tuple(mapper.urls(c.path))) for c in changes
+    ]
+    plan = PurgePlan(str(mapper.site), zone_id, planned, [], strategy)
+    if not planned:
+        return plan
+    urls = _unique([url for change in planned for url in change.urls] + list(extra_urls))
+    if strategy == "everything":
+        plan.requests = [{"purge_everything": True}]
+    elif strategy == "prefixes":
+        plan.requests = _prefix_bodies(planned, mapper, max_files_per_request, extra_urls, plan)
+    elif strategy == "files":
+        plan.requests = file_bodies(urls, mapper, max_files_per_request)
+    else:
+        raise CfPurgeError(f"option 'strategy': unknown strategy {strategy!r}")
+    return plan
+
+
+def collapse_folders(folders: Iterable[str]) -> list[str]:
+    """Drop every folder that lies inside another one of the set."""
+    kept: list[str] = []
+    for folder in sorted(set(folders)):
+        if not any(folder.startswith(parent + "/") for parent in kept):
+            kept.append(folder)
+    return kept
+
+
+def _inside(folder: str, parents: set[str]) -> bool:
+    return any(folder == parent or folder.startswith(parent + "/") for parent in parents)
+
+
+def _prefix_bodies(
+    planned: Sequence[PlannedChange],
+    mapper: UrlMapper,
+    max_files: int,
+    extra_urls: Sequence[str],
+    plan: PurgePlan,
+) -> list[Body]:
+    """Each changed folder becomes a prefix; files at the top of the site stay `files`.
+
+    A prefix of the site's top folder would be the whole site, so top-level files (index.html,
+    sitemap.xml, 404.html) are purged by URL instead.
+    """
+    folders = collapse_folders(
+        posixpath.dirname(change.path) for change in planned if "/" in change.path
+    )
+    prefixes: list[str] = []
+    too_deep: set[str] = set()
+    for folder in folders:
+        for prefix in mapper.prefixes(folder):
+            if prefix.count("/") > MAX_PREFIX_SEPARATORS:
+                too_deep.add(folder)
+            else:
+                prefixes.append(prefix)
+    if too_deep:
+        plan.notes.append(
+            f"{len(too_deep)} folder(s) nest deeper than Cloudflare's {MAX_PREFIX_SEPARATORS} "
+            "separators per prefix; their files are purged by URL"
+        )
+    loose = [
+        url
+        for change in planned
+        if "/" not in change.path or _inside(posixpath.dirname(change.path), too_deep)
+        for url in change.urls
+    ]
+    urls = _unique(loose + list(extra_urls))
+    return batches("prefixes", prefixes, MAX_ITEMS_PER_FLEX_REQUEST) + file_bodies(
+        urls, mapper, max_files
+    )
+
+
+def merge_requests(*request_lists: Sequence[Body], max_files: int) -> list[Body]:
+    """Bodies of several plans as one list, each item once, re-batched within the caps.
+
+    A `purge_everything` anywhere makes every other body redundant.
+    """
+    bodies = [body for requests in request_lists for body in requests]
+    if any("purge_everything" in body for body in bodies):
+        return [{"purge_everything": True}]
+    items: dict[str, dict[str, Any]] = {kind: {} for kind in PURGE_TYPES}
+    for body in bodies:
+        kind = purge_type(body)
+        for item in body[kind]:
+            key = json.dumps(item, sort_keys=True) if isinstance(item, dict) else item
+            if kind == "files" and isinstance(item, dict):
+                kind_key = "files+headers"
+                items.setdefault(kind_key, {})[key] = item
+            else:
+                items[kind][key] = item
+    merged: list[Body] = []
+    for kind in ("prefixes", "hosts", "tags"):
+        merged += batches(kind, list(items[kind].values()), MAX_ITEMS_PER_FLEX_REQUEST)
+    merged += batches("files", list(items["files"].values()), max_files)
+    merged += batches("files", list(items.get("files+headers", {}).values()), max_files)
+    return merged

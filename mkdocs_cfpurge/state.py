@@ -1,0 +1,135 @@
+"""The state a deploy leaves behind: the manifest, what is still owed, and the lock around both.
+
+Beside the manifest (default `.cache/plugin/cfpurge/manifest.json`):
+- `manifest.json`: the hashes of the last deploy whose purge fully succeeded;
+- `pending.json`: requests not yet confirmed by Cloudflare, and the manifest to commit once they
+  are. It is written before the first request goes out, so a process killed mid-purge leaves it
+  listing everything that might be owed; resending a confirmed purge is harmless, losing one is not;
+- `manifest.json.lock`: held (flock) for the whole run, released by the kernel if the process dies.
+
+Both files are replaced atomically, so a kill at any moment leaves each either old or new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mkdocs_cfpurge.atomic import write_atomic
+from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.manifest import Manifest, load_manifest
+from mkdocs_cfpurge.plan import Body, check_body
+
+PENDING_VERSION = 1
+
+
+@dataclass
+class Pending:
+    requests: list[Body] = field(default_factory=list)
+    next_manifest: Manifest | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.requests and self.next_manifest is None
+
+
+class StateStore:
+    """Lock, read and commit the state of one manifest. Use as a context manager."""
+
+    def __init__(self, manifest_path: Path, site_url: str, *, lock_timeout: float = 30.0) -> None:
+        self.manifest_path = manifest_path
+        self.pending_path = manifest_path.with_name("pending.json")
+        self.lock_path = manifest_path.with_name(manifest_path.name + ".lock")
+        self.site_url = site_url
+        self.lock_timeout = lock_timeout
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> StateStore:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise CfPurgeError(
+                        f"another mkdocs-cfpurge run holds the lock {str(self.lock_path)!r} "
+                        f"(waited {self.lock_timeout:.0f}s); let it finish, then run again"
+                    ) from None
+                time.sleep(0.1)
+        self._lock_fd = fd
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def load_manifest(self) -> Manifest | None:
+        return load_manifest(self.manifest_path, self.site_url)
+
+    def load_pending(self) -> Pending:
+        try:
+            data = json.loads(self.pending_path.read_bytes())
+        except FileNotFoundError:
+            return Pending()
+        except (OSError, ValueError) as exc:
+            raise CfPurgeError(
+                f"pending file {str(self.pending_path)!r} is corrupt ({exc}); it was left as it "
+                "is. Purge everything once by hand, then delete it"
+            ) from None
+        try:
+            return self._parse_pending(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CfPurgeError(
+                f"pending file {str(self.pending_path)!r} is invalid ({exc}); it was left as it is"
+            ) from None
+
+    def _parse_pending(self, data: Any) -> Pending:
+        if data["version"] != PENDING_VERSION:
+            raise ValueError(f"unknown version {data['version']!r}")
+        if data["site_url"] != self.site_url:
+            raise ValueError(f"made for site_url {data['site_url']!r}, not {self.site_url!r}")
+        for number, body in enumerate(data["requests"], 1):
+            check_body(body, f"request {number}")
+        raw = data.get("next_manifest")
+        manifest = None
+        if raw is not None:
+            manifest = Manifest(site_url=raw["site_url"], files=dict(raw["files"]))
+        return Pending(list(data["requests"]), manifest)
+
+    def save_pending(self, pending: Pending) -> None:
+        data = {
+            "version": PENDING_VERSION,
+            "site_url": self.site_url,
+            "requests": pending.requests,
+            "next_manifest": (
+                {"site_url": pending.next_manifest.site_url, "files": pending.next_manifest.files}
+                if pending.next_manifest is not None
+                else None
+            ),
+        }
+        write_atomic(self.pending_path, json.dumps(data, sort_keys=True).encode())
+
+    def commit(self, manifest: Manifest | None) -> None:
+        """Everything owed was purged: record the new manifest, then forget the pending state."""
+        if manifest is not None:
+            manifest.save(self.manifest_path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.pending_path)

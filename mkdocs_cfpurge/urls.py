@@ -1,0 +1,118 @@
+"""Built files to the exact URLs Cloudflare caches them under.
+
+A `files` purge matches one cache key (scheme + host + path + query), so every variant a visitor
+can request must be listed: `guide/index.html` is also served as `guide/`, the top `index.html` as
+the base URL itself, and each host and scheme is its own key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+from mkdocs_cfpurge.errors import config_error
+
+# Characters a browser leaves as they are in a URL path (WHATWG path percent-encode set, minus the
+# backslash that special schemes read as a slash). '%' is not here: a literal '%' in a file name
+# must become '%25' so that decoding the URL gives the file name back.
+_PATH_SAFE = "/!$&'()*+,;=:@-._~[]^|"
+
+
+def encode_path(path: str) -> str:
+    """Percent-encode a file path (UTF-8) the way a browser requests it."""
+    return quote(path, safe=_PATH_SAFE, encoding="utf-8", errors="strict")
+
+
+@dataclass(frozen=True)
+class SiteUrl:
+    """A validated site_url: scheme, lower-case host (and port) and a path ending in '/'."""
+
+    scheme: str
+    host: str
+    path: str
+
+    @classmethod
+    def parse(cls, value: str, option: str = "site_url") -> SiteUrl:
+        if not value or not value.strip():
+            raise config_error(
+                option,
+                "is not set; set site_url in mkdocs.yml (or pass --site-url) to the "
+                "public address of the site, e.g. https://docs.example.com/",
+            )
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https"):
+            raise config_error(option, f"{value!r} must start with https:// (or http://)")
+        if not parts.hostname:
+            raise config_error(option, f"{value!r} has no host name")
+        if parts.query or value.rstrip().endswith("?"):
+            raise config_error(option, f"{value!r} must not carry a query string")
+        if parts.fragment or "#" in value:
+            raise config_error(option, f"{value!r} must not carry a fragment")
+        if parts.username or parts.password:
+            raise config_error(option, f"{value!r} must not carry credentials")
+        host = parts.hostname.lower()
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        path = parts.path or "/"
+        if not path.endswith("/"):
+            path += "/"
+        return cls(parts.scheme, host, path)
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.host}{self.path}"
+
+
+def parse_host(value: str, option: str = "hosts") -> str:
+    """A bare host name as Cloudflare wants it: no scheme, no path, lower case."""
+    host = value.strip().lower()
+    if not host or "://" in host or "/" in host or any(c.isspace() for c in host):
+        raise config_error(
+            option, f"{value!r} is not a bare host name (write docs.example.com, no scheme or path)"
+        )
+    return host
+
+
+@dataclass(frozen=True)
+class UrlMapper:
+    """Maps site-relative file paths (POSIX, as in the manifest) to their public URLs."""
+
+    site: SiteUrl
+    hosts: tuple[str, ...]
+    schemes: tuple[str, ...]
+    cache_key_headers: tuple[tuple[tuple[str, str], ...], ...] = ()
+
+    @classmethod
+    def create(
+        cls,
+        site: SiteUrl,
+        extra_hosts: tuple[str, ...] = (),
+        schemes: tuple[str, ...] | None = None,
+        cache_key_headers: tuple[dict[str, str], ...] = (),
+    ) -> UrlMapper:
+        hosts = tuple(dict.fromkeys((site.host, *extra_hosts)))
+        headers = tuple(tuple(sorted(h.items())) for h in cache_key_headers)
+        return cls(site, hosts, schemes or (site.scheme,), headers)
+
+    def paths(self, file_path: str) -> list[str]:
+        """The URL paths (under every host) that serve this file, most visited first."""
+        base = self.site.path
+        if file_path == "index.html":
+            return [base, base + "index.html"]
+        encoded = encode_path(file_path)
+        if file_path.endswith("/index.html"):
+            return [base + encoded[: -len("index.html")], base + encoded]
+        return [base + encoded]
+
+    def urls(self, file_path: str) -> list[str]:
+        """Every full URL of the file: each scheme, each host, each path variant."""
+        return [
+            f"{scheme}://{host}{path}"
+            for scheme in self.schemes
+            for host in self.hosts
+            for path in self.paths(file_path)
+        ]
+
+    def prefixes(self, folder: str) -> list[str]:
+        """Cloudflare prefixes (host + path, no scheme, ending in '/') for a site folder."""
+        path = self.site.path + (encode_path(folder) + "/" if folder else "")
+        return [f"{host}{path}" for host in self.hosts]
