@@ -43,7 +43,7 @@ def site_options(func: F) -> F:
                 "--cache-key-header",
                 "cache_key_headers",
                 multiple=True,
-                help="A JSON header map of a custom cache key: '{\"CF-Device-Type\": \"mobile\"}'.",
+                help='A JSON header map of a custom cache key: \'{"CF-Device-Type": "mobile"}\'.',
             ),
             click.option("--extra-url", "extra_urls", multiple=True),
             click.option(
@@ -141,7 +141,7 @@ def cli(quiet: bool) -> None:
 def plan(site_dir: Path, fmt: str, **kw: Any) -> None:
     """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
     settings = make_settings(**kw, dry_run=True)
-    the_plan, _ = pipeline.preview(_site_dir(site_dir), settings)
+    the_plan = pipeline.preview(settings, pipeline.scan(_site_dir(site_dir), settings))
     if settings.plan_path is not None:
         from mkdocs_cfpurge.atomic import write_atomic
 
@@ -187,7 +187,8 @@ def purge(site_dir: Path | None, plan_file: Path | None, **kw: Any) -> None:
     settings = make_settings(**kw)
     new = pipeline.scan(_site_dir(site_dir), settings) if site_dir is not None else None
     if settings.dry_run:
-        the_plan = _dry_plan(settings, new, saved)
+        the_plan = pipeline.preview(settings, new) if new is not None else saved
+        assert the_plan is not None
         pipeline.report(the_plan, settings)
         click.echo(the_plan.to_json().decode(), nl=False)
         return
@@ -198,16 +199,6 @@ def purge(site_dir: Path | None, plan_file: Path | None, **kw: Any) -> None:
         for note in result.plan.notes:
             log.info("cfpurge: %s", note)
         log.info("cfpurge: nothing to purge")
-
-
-def _dry_plan(settings: Settings, new: Any, saved: PurgePlan | None) -> PurgePlan:
-    from mkdocs_cfpurge.state import StateStore
-
-    store = StateStore(settings.manifest_path, str(settings.site))
-    if new is not None:
-        return pipeline.make_plan(store.load_manifest(), new, settings, store.load_pending())
-    assert saved is not None
-    return saved
 
 
 @cli.command("local-server")

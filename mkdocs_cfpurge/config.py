@@ -118,3 +118,17 @@ class CfPurgeConfig(base.Config):
 
     verify_zone = c.Type(bool, default=True)
     """Before purging, check that the zone owns every host (needs Zone → Zone Read)."""
+
+    wait_for_origin = c.Type(bool, default=True)
+    """After `gh-deploy` pushed, wait until the origin serves this build before purging (else the
+    purge re-caches the old pages). The build publishes its digest in `cfpurge-build.json`."""
+
+    origin_url = c.Optional(c.Type(str))
+    """Where to poll for `cfpurge-build.json`. Default: site_url. Behind Cloudflare, point it at
+    the origin itself (e.g. https://USER.github.io/REPO/)."""
+
+    origin_timeout = c.Type((int, float), default=600)
+    """Seconds to wait for the origin. On timeout the deploy fails and the purge stays pending."""
+
+    origin_interval = c.Type((int, float), default=10)
+    """Seconds between two polls of the origin."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from mkdocs_cfpurge.changes import diff
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.manifest import Manifest, build_manifest
+from mkdocs_cfpurge.origin import MARKER_NAME
 from mkdocs_cfpurge.plan import PurgePlan, build_plan, merge_requests
 from mkdocs_cfpurge.report import append_step_summary, markdown_summary, text_summary
 from mkdocs_cfpurge.settings import Settings
@@ -22,11 +23,7 @@ from mkdocs_cfpurge.state import Pending, StateStore
 if TYPE_CHECKING:  # httpx and pydantic load only when a purge really runs
     from mkdocs_cfpurge.client import CloudflareClient
 
-    ClientFactory = Callable[[Settings], CloudflareClient]
-
-# Published with the site so a deploy can tell when the origin serves this build; it changes on
-# every build, so it is never hashed itself.
-MARKER_NAME = "cfpurge-build.json"
+ClientFactory = Callable[[Settings], "CloudflareClient"]
 
 
 def scan(site_dir: Path, settings: Settings) -> Manifest:
@@ -67,11 +64,11 @@ def make_plan(
     return plan
 
 
-def preview(site_dir: Path, settings: Settings) -> tuple[PurgePlan, Manifest]:
-    """The plan a deploy of `site_dir` would send, reading the state but changing nothing."""
-    new = scan(site_dir, settings)
+def preview(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> PurgePlan:
+    """The plan a deploy of `new` would send, reading the state but changing nothing."""
     store = StateStore(settings.manifest_path, str(settings.site))
-    return make_plan(store.load_manifest(), new, settings, store.load_pending()), new
+    old = store.load_manifest() or baseline
+    return make_plan(old, new, settings, store.load_pending())
 
 
 def report(plan: PurgePlan, settings: Settings, env: Mapping[str, str] = os.environ) -> str:
@@ -113,20 +110,22 @@ def deploy(
     new: Manifest | None,
     *,
     saved_plan: PurgePlan | None = None,
+    baseline: Manifest | None = None,
     client_factory: ClientFactory | None = None,
 ) -> PurgeResult:
     """Purge what changed (and what is still owed), then commit the new manifest.
 
     With `new`, the plan is made again under the lock from the manifest on disk, so two runs can
     never both purge against the same baseline. With `saved_plan`, its bodies are sent as they
-    are. Only when every request is confirmed is the manifest committed; otherwise what is not
+    are. `baseline` stands in for a missing local manifest (what the deployed branch publishes).
+    Only when every request is confirmed is the manifest committed; otherwise what is not
     confirmed stays in `pending.json` and `PurgeIncomplete` is raised.
     """
     settings.require_purge_access()
     with StateStore(settings.manifest_path, str(settings.site)) as state:
         pending = state.load_pending()
         if new is not None:
-            plan = make_plan(state.load_manifest(), new, settings, pending)
+            plan = make_plan(state.load_manifest() or baseline, new, settings, pending)
         else:
             assert saved_plan is not None
             plan = saved_plan
@@ -158,12 +157,10 @@ def deploy(
         return PurgeResult(plan, sent)
 
 
-def save_pending_plan(settings: Settings, plan: PurgePlan, new: Manifest) -> Path:
-    """Keep a plan owed for a later `mkdocs-cfpurge purge` (the deploy could not purge it now)."""
+def save_pending_plan(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> Path:
+    """Keep this deploy's purge owed, for a later `mkdocs-cfpurge purge` (it cannot run now)."""
     with StateStore(settings.manifest_path, str(settings.site)) as state:
         pending = state.load_pending()
-        requests = merge_requests(
-            pending.requests, plan.requests, max_files=settings.max_files_per_request
-        )
-        state.save_pending(Pending(requests, new))
+        plan = make_plan(state.load_manifest() or baseline, new, settings, pending)
+        state.save_pending(Pending(plan.requests, new))
         return state.pending_path

@@ -1,15 +1,18 @@
 """The MkDocs plugin: a thin adapter from MkDocs' events to the pipeline.
 
-build: hash the output after every other plugin wrote it, plan, report. The purge itself happens
-only once the build (strict checks included) has succeeded: at on_shutdown for `purge_on: [build]`,
-after the push for `gh-deploy` (see deploy.py). `mkdocs serve` is left alone.
+Every build hashes the output after every other plugin wrote it, plans and reports. The purge
+happens only once the build (strict checks included) has succeeded: at on_shutdown for
+`purge_on: [build]`; for `gh-deploy`, after the push was verified and the origin serves the new
+build (no MkDocs event fires after the push, so `gh_deploy` itself is wrapped). `mkdocs serve` is
+left alone.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,12 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority
 
-from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge import ghpages, pipeline
 from mkdocs_cfpurge.config import CfPurgeConfig
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.manifest import Manifest
+from mkdocs_cfpurge.origin import write_marker
 from mkdocs_cfpurge.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 
@@ -62,6 +66,39 @@ def is_serve_build(config: MkDocsConfig) -> bool:
     return site_dir.name.startswith("mkdocs_") and site_dir.parent == Path(tempfile.gettempdir())
 
 
+def _plugin_error(exc: CfPurgeError) -> PluginError:
+    return PluginError(f"cfpurge: {exc}")
+
+
+def install_gh_deploy_hook() -> bool:
+    """Make `mkdocs.commands.gh_deploy.gh_deploy` call every cfpurge plugin after a push.
+
+    MkDocs' CLI looks the function up when it calls it, so the wrapper runs after a successful
+    push, with MkDocs' logging intact, and never after a rejected one (ghp-import raises).
+    Idempotent; False when this MkDocs has no such function.
+    """
+    try:
+        from mkdocs.commands import gh_deploy as module
+
+        original: Callable[..., Any] = module.gh_deploy
+    except (ImportError, AttributeError):
+        return False
+    if getattr(original, "__cfpurge__", False):
+        return True
+
+    @functools.wraps(original)
+    def gh_deploy(config: MkDocsConfig, *args: Any, **kwargs: Any) -> Any:
+        result = original(config, *args, **kwargs)
+        for plugin in config.plugins.values():
+            if isinstance(plugin, CfPurgePlugin):
+                plugin.after_push(config)
+        return result
+
+    gh_deploy.__cfpurge__ = True  # type: ignore[attr-defined]
+    module.gh_deploy = gh_deploy
+    return True
+
+
 class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
     # Credentials and flags are read from here, so tests pass a mapping instead of patching
     # os.environ.
@@ -69,6 +106,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
 
     def __init__(self) -> None:
         self._command = ""
+        self._hooked = False
         self._reset()
 
     def _reset(self) -> None:
@@ -76,11 +114,17 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
         self.settings: Settings | None = None
         self.plan: PurgePlan | None = None
         self.manifest: Manifest | None = None
-        self.site_dir: Path | None = None
+        self.baseline: Manifest | None = None
         self.build_failed = False
 
     def on_startup(self, *, command: str, dirty: bool) -> None:
         self._command = command
+        self._hooked = command == "gh-deploy" and install_gh_deploy_hook()
+        if command == "gh-deploy" and not self._hooked:
+            log.warning(
+                "cfpurge: this MkDocs has no mkdocs.commands.gh_deploy.gh_deploy to follow; the "
+                "purge is left pending: run `mkdocs-cfpurge purge` after the push"
+            )
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         self._reset()
@@ -91,31 +135,48 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
             if self.will_purge(settings):
                 settings.require_purge_access()
         except CfPurgeError as exc:
-            raise PluginError(f"cfpurge: {exc}") from None
+            raise _plugin_error(exc) from None
         self.settings = settings
         return None
 
     def will_purge(self, settings: Settings) -> bool:
         """Whether this command ends with a real purge."""
-        return (
-            not settings.dry_run
-            and self._command in self.config.purge_on
-            and self._command != "gh-deploy"  # until the push can be verified
-        )
+        return not settings.dry_run and self._command in self.config.purge_on
 
     # After the search index (priority 0), material's offline plugin (-100) and others wrote.
     @event_priority(-150)
     def on_post_build(self, *, config: MkDocsConfig) -> None:
-        if self.settings is None:
+        settings = self.settings
+        if settings is None:
             return
-        self.site_dir = Path(config.site_dir)
+        site_dir = Path(config.site_dir)
         try:
-            self.plan, self.manifest = pipeline.preview(self.site_dir, self.settings)
-            pipeline.report(self.plan, self.settings, self.env)
+            self.manifest = pipeline.scan(site_dir, settings)
+            if self._command == "gh-deploy" and not settings.manifest_path.exists():
+                self.baseline = self._deployed_baseline(config, site_dir, self.manifest)
+            self.plan = pipeline.preview(settings, self.manifest, self.baseline)
+            write_marker(site_dir, self.manifest)
+            pipeline.report(self.plan, settings, self.env)
         except CfPurgeError as exc:
-            raise PluginError(f"cfpurge: {exc}") from None
-        if not self.will_purge(self.settings):
-            log.info("cfpurge: dry run; plan written to %s, nothing sent", self.settings.plan_path)
+            raise _plugin_error(exc) from None
+        if not self.will_purge(settings):
+            log.info("cfpurge: dry run; plan written to %s, nothing sent", settings.plan_path)
+
+    def _deployed_baseline(
+        self, config: MkDocsConfig, site_dir: Path, new: Manifest
+    ) -> Manifest | None:
+        """A fresh CI runner has no manifest: the deployed branch is the baseline."""
+        remote, branch = config.remote_name, config.remote_branch
+        try:
+            baseline = ghpages.deployed_baseline(Path.cwd(), remote, branch, site_dir, new)
+        except CfPurgeError as exc:
+            log.warning("cfpurge: cannot read %s/%s as a baseline: %s", remote, branch, exc)
+            return None
+        if baseline is None:
+            log.info(
+                "cfpurge: %s/%s does not exist yet: first deploy, nothing to purge", remote, branch
+            )
+        return baseline
 
     def on_build_error(self, *, error: Exception) -> None:
         self.build_failed = True
@@ -123,14 +184,43 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
     def on_shutdown(self) -> None:
         # on_post_build can run in a build that strict mode then aborts: purge only here, and
         # only when the build really succeeded.
-        settings = self.settings
-        if settings is None or self.build_failed or self.manifest is None:
+        settings, manifest = self.settings, self.manifest
+        if settings is None or manifest is None or self.build_failed:
             return
-        if self._command == "build" and self.will_purge(settings):
-            self._purge(settings, self.manifest)
-
-    def _purge(self, settings: Settings, manifest: Manifest, **kwargs: Any) -> None:
+        if not self.will_purge(settings):
+            return
         try:
-            pipeline.deploy(settings, manifest, **kwargs)
+            if self._command == "build":
+                pipeline.deploy(settings, manifest)
+            elif self._command == "gh-deploy" and not self._hooked:
+                path = pipeline.save_pending_plan(settings, manifest, self.baseline)
+                log.warning("cfpurge: purge left pending in %s", path)
         except CfPurgeError as exc:
-            raise PluginError(f"cfpurge: {exc}") from None
+            raise _plugin_error(exc) from None
+
+    def after_push(self, config: MkDocsConfig) -> None:
+        """Called by the gh_deploy wrapper once ghp-import pushed without error."""
+        settings, manifest = self.settings, self.manifest
+        if settings is None or manifest is None or self.build_failed:
+            return
+        if not self.will_purge(settings):
+            log.info("cfpurge: dry run: pushed, nothing purged")
+            return
+        origin = ghpages.OriginWait(
+            enabled=self.config.wait_for_origin,
+            url=self.config.origin_url or str(settings.site),
+            timeout=float(self.config.origin_timeout),
+            interval=float(self.config.origin_interval),
+        )
+        try:
+            ghpages.purge_after_push(
+                settings,
+                manifest,
+                repo=Path.cwd(),
+                remote=config.remote_name,
+                branch=config.remote_branch,
+                origin=origin,
+                baseline=self.baseline,
+            )
+        except CfPurgeError as exc:
+            raise _plugin_error(exc) from None

@@ -1,0 +1,96 @@
+"""Wait until the origin serves this build, so a purge does not re-cache the old bytes.
+
+GitHub Pages publishes minutes after a push. Each build carries a marker file holding its
+manifest's digest; the origin is polled for it, past every cache, until it shows this build.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mkdocs_cfpurge.atomic import write_atomic
+from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
+from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.manifest import Manifest
+
+MARKER_NAME = "cfpurge-build.json"
+MARKER_VERSION = 1
+
+
+def write_marker(site_dir: Path, manifest: Manifest) -> Path:
+    """Publish the build's digest and manifest with the site (the baseline of the next deploy)."""
+    data = {
+        "version": MARKER_VERSION,
+        "site_url": manifest.site_url,
+        "digest": manifest.digest(),
+        "manifest": manifest.files,
+    }
+    path = site_dir / MARKER_NAME
+    write_atomic(path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
+    return path
+
+
+def marker_url(origin_url: str) -> str:
+    return origin_url.rstrip("/") + "/" + MARKER_NAME
+
+
+def served_digest(body: bytes) -> str | None:
+    try:
+        data: Any = json.loads(body)
+        return str(data["digest"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_for_origin(
+    origin_url: str,
+    digest: str,
+    *,
+    timeout: float = 600.0,
+    interval: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
+    """Poll the origin's marker until it holds `digest`; return the seconds waited."""
+    import httpx
+
+    url = marker_url(origin_url)
+    start = clock()
+    deadline = start + timeout
+    last = "no answer yet"
+    with httpx.Client(timeout=min(30.0, max(interval, 5.0)), follow_redirects=True) as http:
+        while True:
+            try:
+                response = http.get(
+                    url,
+                    params={"cfpurge": uuid.uuid4().hex},  # past any cache keyed on the URL
+                    headers={"Cache-Control": "no-cache", "Pragma": "no-cache"},
+                )
+                served = served_digest(response.content) if response.is_success else None
+                if served == digest:
+                    waited = clock() - start
+                    log.info("cfpurge: the origin serves this build (after %.0fs)", waited)
+                    return waited
+                last = f"HTTP {response.status_code}" + (", an earlier build" if served else "")
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            now = clock()
+            if now >= deadline:
+                raise CfPurgeError(
+                    f"the origin {url} did not serve this build within {timeout:.0f}s "
+                    f"(last answer: {last}); nothing purged. The plan is kept: run "
+                    "`mkdocs-cfpurge purge` once the site is published",
+                    exit_code=EXIT_PURGE_FAILED,
+                )
+            log.info(
+                "cfpurge: waiting for the origin to serve this build (%s; %.0fs of %.0fs)",
+                last,
+                now - start,
+                timeout,
+            )
+            sleep(min(interval, max(0.0, deadline - now)))
