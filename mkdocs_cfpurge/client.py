@@ -19,7 +19,7 @@ import httpx
 from pydantic import ValidationError
 
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
-from mkdocs_cfpurge.limits import PLAN_LIMITS, TokenBucket
+from mkdocs_cfpurge.limits import GLOBAL_REQUESTS, GLOBAL_WINDOW, PLAN_LIMITS, TokenBucket
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.models import Envelope, Zone, purge_body_adapter
 from mkdocs_cfpurge.plan import Body, purge_type
@@ -91,8 +91,7 @@ class CloudflareClient:
         limits = PLAN_LIMITS[plan]
         self._url_bucket = TokenBucket(limits.url_rate, limits.url_burst)
         self._flex_bucket = TokenBucket(limits.flex_rate, limits.flex_burst)
-        # Cloudflare's global API limit: 1,200 requests per 5 minutes.
-        self._api_bucket = TokenBucket(1200 / 300, 1200)
+        self._api_bucket = TokenBucket(GLOBAL_REQUESTS / GLOBAL_WINDOW, GLOBAL_REQUESTS)
         # Credentials ride on this client only, whose base URL is api_base: they go nowhere else.
         self._http = httpx.Client(
             base_url=self.api_base + "/",

@@ -16,6 +16,9 @@ DEFAULT_FILES_PER_REQUEST = 30  # the cap the API long enforced on every plan
 MAX_FILES_PER_REQUEST = 500  # Enterprise's cap; nothing accepts more
 MAX_ITEMS_PER_FLEX_REQUEST = 100  # tags, hosts, prefixes
 MAX_PREFIX_SEPARATORS = 31
+# Cloudflare's global API limit, per user: 1,200 requests per 5 minutes.
+GLOBAL_REQUESTS = 1200
+GLOBAL_WINDOW = 300.0
 
 
 @dataclass(frozen=True)

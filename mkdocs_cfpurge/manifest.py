@@ -9,10 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pathspec import GitIgnoreSpec
 
@@ -23,8 +24,13 @@ FORMAT_VERSION = 1
 ALGORITHM = "sha256"
 CHUNK = 1 << 20
 
-# Rewrites a text file's bytes before hashing (see `noise.py`): (path, content) -> content.
-Normalizer = Callable[[str, bytes], bytes]
+
+class Normalizer(Protocol):
+    """Rewrites some files' bytes before hashing (see `noise.py`)."""
+
+    def applies(self, path: str) -> bool: ...
+
+    def __call__(self, path: str, data: bytes) -> bytes: ...
 
 
 @dataclass
@@ -67,25 +73,31 @@ def iter_site_files(site_dir: Path, excludes: GitIgnoreSpec | None = None) -> It
     if not site_dir.is_dir():
         raise CfPurgeError(f"site folder {str(site_dir)!r} does not exist or is not a folder")
     root = os.fspath(site_dir)
+    # The real folders on the walked path to each folder: a symlink to any of them is a loop,
+    # even one that goes through other symlinks (a/l -> b, b/l -> a).
+    chains: dict[str, frozenset[str]] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         real = os.path.realpath(dirpath)
+        chain = chains.pop(dirpath, frozenset()) | {real}
         rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
         rel_dir = "" if rel_dir == "." else rel_dir + "/"
         for name in list(dirnames):
+            if excludes is not None and excludes.match_file(rel_dir + name + "/"):
+                dirnames.remove(name)
+                continue
             target = os.path.realpath(os.path.join(dirpath, name))
-            if real == target or real.startswith(target + os.sep):
+            if target in chain or real.startswith(target + os.sep):
                 raise CfPurgeError(
                     f"symlink loop in the site folder: {rel_dir + name!r} points back to "
                     f"{os.path.relpath(target, root)!r}"
                 )
-            if excludes is not None and excludes.match_file(rel_dir + name + "/"):
-                dirnames.remove(name)
+            chains[os.path.join(dirpath, name)] = chain
         dirnames.sort()
         for name in sorted(filenames):
             rel = rel_dir + name
-            _check_name(site_dir, rel)
             if excludes is not None and excludes.match_file(rel):
-                continue
+                continue  # never hashed nor purged: its name needs no URL
+            _check_name(site_dir, rel)
             full = os.path.join(dirpath, name)
             if not os.path.isfile(full):  # a dangling symlink serves nothing
                 continue
@@ -98,7 +110,7 @@ def _check_name(site_dir: Path, rel: str) -> None:
     except UnicodeEncodeError:
         shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
         raise CfPurgeError(
-            f"file name {shown!r} in {str(site_dir)!r} is not valid UTF-8: no URL can name it"
+            f"file name '{shown}' in {str(site_dir)!r} is not valid UTF-8: no URL can name it"
         ) from None
     if any(ch in rel for ch in "\n\r\t\x00") or any(ord(ch) < 0x20 for ch in rel):
         raise CfPurgeError(
@@ -108,7 +120,7 @@ def _check_name(site_dir: Path, rel: str) -> None:
 
 def hash_file(path: str, normalize: Normalizer | None = None, rel: str = "") -> str:
     with open(path, "rb") as handle:
-        if normalize is not None:
+        if normalize is not None and normalize.applies(rel):
             return hashlib.sha256(normalize(rel, handle.read())).hexdigest()
         digest = hashlib.sha256()
         while chunk := handle.read(CHUNK):

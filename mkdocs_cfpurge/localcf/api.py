@@ -19,6 +19,8 @@ from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from mkdocs_cfpurge.limits import (
+    GLOBAL_REQUESTS,
+    GLOBAL_WINDOW,
     MAX_ITEMS_PER_FLEX_REQUEST,
     MAX_PREFIX_SEPARATORS,
     PLAN_LIMITS,
@@ -39,8 +41,6 @@ from mkdocs_cfpurge.localcf.faults import Fault, FaultQueue
 API_PREFIX = "/client/v4"
 PURGE_KINDS: tuple[PurgeKind, ...] = ("files", "tags", "hosts", "prefixes", "purge_everything")
 # Cloudflare's global API limit, per user. It is not a purge limit, so limits.py does not hold it.
-GLOBAL_REQUESTS = 1200
-GLOBAL_WINDOW = 300.0
 MAX_TAG_LENGTH = 1024
 # Over-cap batches have no fixed code at Cloudflare; this one means nothing in the reference
 # table on purpose, so clients have to match on status and message as they must in production.
@@ -171,9 +171,7 @@ def _file(entry: object) -> PurgeItem:
     if not isinstance(entry, dict):
         raise _invalid("files", entry, "must be a URL string or a {url, headers} object")
     headers = entry.get("headers", {})
-    if not isinstance(headers, dict) or not all(
-        isinstance(v, str) for v in headers.values()
-    ):
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise _invalid("files", entry, "headers must map names to strings")
     return _url(entry, entry.get("url")), frozenset(headers.items())
 
@@ -388,7 +386,7 @@ class ApiHandler(QuietHandler):
         if self.command == "GET" and route == "/user/tokens/verify":
             return self._verify_token()
         if self.command == "GET" and route == "/zones":
-            self._authenticate()
+            self._admit()
             return self._list_zones()
         match = _ZONE_PATH.fullmatch(route)
         if match is None:
@@ -399,7 +397,7 @@ class ApiHandler(QuietHandler):
         wrong_zone = f"Could not route to {route}, perhaps your object identifier is invalid?"
         if not _ZONE_ID.fullmatch(zone_id):
             raise ApiError(400, 7003, wrong_zone)
-        self._authenticate()
+        self._admit()
         if zone_id != self.server.settings.zone_id:
             raise ApiError(404, 7003, wrong_zone)
         if action is None:
@@ -422,7 +420,8 @@ class ApiHandler(QuietHandler):
             )
         return match.group(1)
 
-    def _authenticate(self) -> None:
+    def _admit(self) -> None:
+        """Let in a caller with valid credentials and room under the global API limit."""
         settings = self.server.settings
         token = self._bearer_token()
         if settings.open:
@@ -440,9 +439,9 @@ class ApiHandler(QuietHandler):
             )
         if not ok:
             raise ApiError(403, 10000, "Authentication error")
-        self._admit_call()
+        self._count_call()
 
-    def _admit_call(self) -> None:
+    def _count_call(self) -> None:
         wait = self.server.limiter.admit_call()
         if wait > 0:
             raise ApiError(429, 971, THROTTLED, headers=retry_after(wait))
@@ -453,7 +452,7 @@ class ApiHandler(QuietHandler):
         token = self._bearer_token()
         if not settings.open and (token is None or token != settings.api_token):
             raise ApiError(401, 1000, "Invalid API Token")
-        self._admit_call()
+        self._count_call()
         token_id = hashlib.sha256((token or "").encode()).hexdigest()[:32]
         message = {"code": 10000, "message": "This API Token is valid and active", "type": None}
         return Reply(200, envelope({"id": token_id, "status": "active"}, messages=[message]))
@@ -477,9 +476,14 @@ class ApiHandler(QuietHandler):
         # A token without Zone Read sees an empty list rather than an error.
         visible = settings.zone_readable and wanted.lower() == settings.zone_name.lower()
         zones = [self._zone()] if visible else []
-        info = {"page": 1, "per_page": 20, "count": len(zones), "total_count": len(zones)}
         payload = envelope(zones)
-        payload["result_info"] = {**info, "total_pages": 1}
+        payload["result_info"] = {
+            "page": 1,
+            "per_page": 20,
+            "count": len(zones),
+            "total_count": len(zones),
+            "total_pages": 1,
+        }
         return Reply(200, payload)
 
     def _purge(self, method: PurgeMethod, raw: bytes) -> Reply:
