@@ -19,6 +19,8 @@ import click
 from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, EXIT_USAGE, CfPurgeError
 from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.origin import MARKER_NAME, write_marker
+from mkdocs_cfpurge.origin import wait_for_origin as wait_for
 from mkdocs_cfpurge.plan import STRATEGIES, PurgePlan
 from mkdocs_cfpurge.report import markdown_summary, text_summary
 from mkdocs_cfpurge.settings import METHODS, Settings
@@ -37,8 +39,18 @@ def site_options(func: F) -> F:
                 "--scheme", "schemes", multiple=True, type=click.Choice(["https", "http"])
             ),
             click.option("--exclude", multiple=True, help="Gitignore-style pattern to skip."),
-            click.option("--strategy", type=click.Choice(STRATEGIES), default="files"),
+            click.option(
+                "--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True
+            ),
             click.option("--max-files-per-request", type=int, default=30, show_default=True),
+            click.option("--max-purge-seconds", type=float, default=60.0, show_default=True),
+            click.option("--max-collateral", type=int, default=100, show_default=True),
+            click.option("--allow-purge-everything", is_flag=True),
+            click.option(
+                "--ignore-changes",
+                multiple=True,
+                help="Regex (or preset mkdocs-build-date, sitemap-lastmod) ignored when hashing.",
+            ),
             click.option(
                 "--cache-key-header",
                 "cache_key_headers",
@@ -103,8 +115,12 @@ def make_settings(**kw: Any) -> Settings:
         exclude=kw.get("exclude", ()),
         cache_key_headers=_headers(kw.get("cache_key_headers", ())),
         extra_urls=kw.get("extra_urls", ()),
-        strategy=kw.get("strategy", "files"),
+        ignore_changes=kw.get("ignore_changes", ()),
+        strategy=kw.get("strategy", "auto"),
         max_files_per_request=kw.get("max_files_per_request", 30),
+        max_purge_seconds=kw.get("max_purge_seconds", 60.0),
+        max_collateral=kw.get("max_collateral", 100),
+        allow_purge_everything=kw.get("allow_purge_everything", False),
         zone_id=kw.get("zone_id"),
         api_base=kw.get("api_base"),
         cloudflare_plan=kw.get("cloudflare_plan", "free"),
@@ -140,8 +156,8 @@ def cli(quiet: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
 def plan(site_dir: Path, fmt: str, **kw: Any) -> None:
     """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
-    settings = make_settings(**kw, dry_run=True)
-    the_plan = pipeline.preview(settings, pipeline.scan(_site_dir(site_dir), settings))
+    settings = pipeline.with_site_hosts(make_settings(**kw, dry_run=True), _site_dir(site_dir))
+    the_plan = pipeline.preview(settings, pipeline.scan(site_dir, settings))
     if settings.plan_path is not None:
         from mkdocs_cfpurge.atomic import write_atomic
 
@@ -172,20 +188,61 @@ def manifest(site_dir: Path, site_url: str, exclude: tuple[str, ...], out: Path)
 
 
 @cli.command()
+@click.argument("site_dir", type=click.Path(path_type=Path))
+@click.option("--site-url", required=True)
+@click.option("--exclude", multiple=True)
+@click.option("--ignore-changes", multiple=True)
+def mark(
+    site_dir: Path, site_url: str, exclude: tuple[str, ...], ignore_changes: tuple[str, ...]
+) -> None:
+    """Write the build marker into SITE_DIR before deploying it (for --wait-for-origin)."""
+    settings = make_settings(
+        site_url=site_url,
+        exclude=exclude,
+        ignore_changes=ignore_changes,
+        manifest=Path(DEFAULT_MANIFEST),
+    )
+    built = pipeline.scan(_site_dir(site_dir), settings)
+    path = write_marker(site_dir, built)
+    click.echo(f"{path} written (digest {built.digest()[:12]})")
+
+
+@cli.command()
 @click.argument("site_dir", type=click.Path(path_type=Path), required=False)
 @site_options
 @purge_options
 @click.option("--plan", "plan_file", type=click.Path(path_type=Path), help="Send this saved plan.")
-def purge(site_dir: Path | None, plan_file: Path | None, **kw: Any) -> None:
+@click.option(
+    "--wait-for-origin",
+    is_flag=True,
+    help=f"Before purging, wait until the origin serves SITE_DIR's {MARKER_NAME} (see `mark`).",
+)
+@click.option("--origin-url", help="Where to poll for the marker. Default: --site-url.")
+@click.option("--origin-timeout", type=float, default=600.0, show_default=True)
+@click.option("--origin-interval", type=float, default=10.0, show_default=True)
+def purge(
+    site_dir: Path | None,
+    plan_file: Path | None,
+    wait_for_origin: bool,
+    origin_url: str | None,
+    origin_timeout: float,
+    origin_interval: float,
+    **kw: Any,
+) -> None:
     """Purge what changed in SITE_DIR (or a saved --plan, or what is pending), then commit."""
     saved = PurgePlan.load(plan_file) if plan_file is not None else None
     if saved is not None and site_dir is not None:
         raise CfPurgeError("give SITE_DIR or --plan, not both")
+    if wait_for_origin and site_dir is None:
+        raise CfPurgeError("--wait-for-origin needs SITE_DIR (its manifest digest is awaited)")
     if saved is not None:
         kw["site_url"] = kw.get("site_url") or saved.site_url
         kw["zone_id"] = kw.get("zone_id") or saved.zone_id
     settings = make_settings(**kw)
-    new = pipeline.scan(_site_dir(site_dir), settings) if site_dir is not None else None
+    new = None
+    if site_dir is not None:
+        settings = pipeline.with_site_hosts(settings, _site_dir(site_dir))
+        new = pipeline.scan(site_dir, settings)
     if settings.dry_run:
         the_plan = pipeline.preview(settings, new) if new is not None else saved
         assert the_plan is not None
@@ -194,6 +251,19 @@ def purge(site_dir: Path | None, plan_file: Path | None, **kw: Any) -> None:
         return
     if new is None and saved is None:
         saved = PurgePlan(str(settings.site), settings.zone_id, [], [], settings.strategy)
+    if wait_for_origin and new is not None:
+        settings.require_purge_access()
+        try:
+            wait_for(
+                origin_url or str(settings.site),
+                new.digest(),
+                timeout=origin_timeout,
+                interval=origin_interval,
+            )
+        except CfPurgeError:
+            path = pipeline.save_pending_plan(settings, new)
+            log.error("cfpurge: the purge is kept as pending in %s", path)
+            raise
     result = pipeline.deploy(settings, new, saved_plan=saved)
     if result.requests_sent == 0:
         for note in result.plan.notes:

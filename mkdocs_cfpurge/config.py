@@ -11,6 +11,7 @@ from mkdocs.config import config_options as c
 from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.limits import PLANS
 from mkdocs_cfpurge.manifest import compile_excludes
+from mkdocs_cfpurge.noise import compile_patterns
 from mkdocs_cfpurge.plan import STRATEGIES
 from mkdocs_cfpurge.settings import (
     METHODS,
@@ -96,8 +97,24 @@ class CfPurgeConfig(base.Config):
     max_files_per_request = Checked(c.Type(int, default=30), check_max_files)
     """URLs per `files` request (1 to 500). 30 works on every plan; Enterprise takes 500."""
 
-    strategy = c.Choice(STRATEGIES, default="files")
-    """`files`: every URL; `prefixes`: each changed folder as a prefix; `everything`: the zone."""
+    strategy = c.Choice(STRATEGIES, default="auto")
+    """`auto`: exact URLs while the purge fits `max_purge_seconds`, else folder prefixes (and
+    purge_everything only if `allow_purge_everything`); `files`: every URL; `prefixes`: each
+    changed folder as a prefix; `everything`: the whole zone."""
+
+    max_purge_seconds = c.Type((int, float), default=60)
+    """`auto`: the longest the purge may take under your plan's rate limits."""
+
+    max_collateral = c.Type(int, default=100)
+    """`auto`: the most unchanged URLs one prefix may purge along with the changed ones."""
+
+    allow_purge_everything = c.Type(bool, default=False)
+    """`auto`: may fall back to purge_everything when nothing else fits the budget (else the
+    deploy stops with the numbers and the options that would let it through)."""
+
+    ignore_changes = Checked(c.ListOfItems(c.Type(str), default=[]), compile_patterns)
+    """Regular expressions (or presets `mkdocs-build-date`, `sitemap-lastmod`) removed from
+    HTML, XML and JSON outputs before hashing, so build-date noise purges nothing."""
 
     exclude = Checked(c.ListOfItems(c.Type(str), default=[]), compile_excludes)
     """Gitignore-style patterns of output files never hashed nor purged."""

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mkdocs_cfpurge.changes import diff
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.manifest import Manifest, build_manifest
+from mkdocs_cfpurge.noise import make_normalizer
 from mkdocs_cfpurge.origin import MARKER_NAME
 from mkdocs_cfpurge.plan import PurgePlan, build_plan, merge_requests
 from mkdocs_cfpurge.report import append_step_summary, markdown_summary, text_summary
@@ -27,10 +28,26 @@ ClientFactory = Callable[[Settings], "CloudflareClient"]
 
 
 def scan(site_dir: Path, settings: Settings) -> Manifest:
-    """Hash the built site (the marker and `exclude` patterns left out)."""
+    """Hash the built site (the marker and `exclude` patterns left out, noise stripped)."""
     return build_manifest(
-        site_dir, str(settings.site), exclude=(*settings.exclude, f"/{MARKER_NAME}")
+        site_dir,
+        str(settings.site),
+        exclude=(*settings.exclude, f"/{MARKER_NAME}"),
+        normalize=make_normalizer(settings.ignore_changes),
     )
+
+
+def with_site_hosts(settings: Settings, site_dir: Path) -> Settings:
+    """Add the custom domain a `CNAME` file in the site announces (GitHub Pages)."""
+    try:
+        lines = (site_dir / "CNAME").read_text(encoding="utf-8").split()
+    except (OSError, UnicodeDecodeError):
+        return settings
+    hosts = [h.lower() for h in lines[:1] if h.lower() not in settings.mapper().hosts]
+    if not hosts:
+        return settings
+    log.info("cfpurge: %s/CNAME names %s: its URLs are purged too", site_dir.name, hosts[0])
+    return replace(settings, hosts=(*settings.hosts, *hosts))
 
 
 def make_plan(

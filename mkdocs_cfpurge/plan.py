@@ -106,9 +106,12 @@ class PurgePlan:
             PlannedChange(c["path"], Status(c["status"]), c.get("reason", ""), tuple(c["urls"]))
             for c in data["changes"]
         ]
+        zone_id = data.get("zone_id")
+        if zone_id is not None and not isinstance(zone_id, str):
+            raise ValueError("'zone_id' must be a string or null")
         return cls(
             site_url=str(data["site_url"]),
-            zone_id=data.get("zone_id"),
+            zone_id=zone_id,
             changes=changes,
             requests=requests,
             strategy=str(data.get("strategy", "files")),
@@ -140,6 +143,20 @@ def check_body(body: Any, where: str) -> None:
             raise ValueError(f"{where}: purge_everything must be true")
     elif not isinstance(body[kind], list) or not body[kind]:
         raise ValueError(f"{where}: {kind} must be a non-empty list")
+    elif kind == "files" and all(isinstance(item, dict) for item in body[kind]):
+        # Cloudflare's schema: an array of URL strings, or one of {url, headers}, never both.
+        for item in body[kind]:
+            if (
+                not isinstance(item.get("url"), str)
+                or not isinstance(item.get("headers", {}), dict)
+                or set(item) - {"url", "headers"}
+            ):
+                raise ValueError(f"{where}: {item!r} is not a {{url, headers}} entry")
+    elif not all(isinstance(item, str) and item for item in body[kind]):
+        raise ValueError(
+            f"{where}: {kind} must hold only non-empty strings"
+            + (" (or only {url, headers} objects)" if kind == "files" else "")
+        )
 
 
 def _values(requests: Iterable[Body]) -> Iterable[Any]:

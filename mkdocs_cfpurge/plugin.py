@@ -44,8 +44,12 @@ def settings_from_config(
         exclude=options.exclude,
         cache_key_headers=options.cache_key_headers,
         extra_urls=options.extra_urls,
+        ignore_changes=options.ignore_changes,
         strategy=options.strategy,
         max_files_per_request=options.max_files_per_request,
+        max_purge_seconds=options.max_purge_seconds,
+        max_collateral=options.max_collateral,
+        allow_purge_everything=options.allow_purge_everything,
         zone_id=options.zone_id,
         api_token=options.api_token,
         api_email=options.api_email,
@@ -151,6 +155,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
             return
         site_dir = Path(config.site_dir)
         try:
+            self.settings = settings = pipeline.with_site_hosts(settings, site_dir)
             self.manifest = pipeline.scan(site_dir, settings)
             if self._command == "gh-deploy" and not settings.manifest_path.exists():
                 self.baseline = self._deployed_baseline(config, site_dir, self.manifest)

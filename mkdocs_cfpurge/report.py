@@ -23,6 +23,11 @@ def _kinds(plan: PurgePlan) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: a '|' in a file name would split the row."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
 def first_urls(plan: PurgePlan, limit: int = SHOWN_URLS) -> list[str]:
     urls = [url for change in plan.changes for url in change.urls]
     return list(dict.fromkeys(urls))[:limit]
@@ -61,10 +66,11 @@ def markdown_summary(plan: PurgePlan, *, dry_run: bool) -> str:
         "|---|---|---|---|",
     ]
     for change in plan.changes[:50]:
-        urls = "<br>".join(f"`{url}`" for url in change.urls[:4])
+        urls = "<br>".join(f"`{_cell(url)}`" for url in change.urls[:4])
         more = f" (+{len(change.urls) - 4})" if len(change.urls) > 4 else ""
         lines.append(
-            f"| `{change.path}` | {change.status.value} | {change.reason} | {urls}{more} |"
+            f"| `{_cell(change.path)}` | {change.status.value} | {_cell(change.reason)} "
+            f"| {urls}{more} |"
         )
     if len(plan.changes) > 50:
         lines.append(f"| … | | {len(plan.changes) - 50} more file(s) | |")

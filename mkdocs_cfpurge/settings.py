@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from mkdocs_cfpurge.errors import config_error
 from mkdocs_cfpurge.limits import MAX_FILES_PER_REQUEST, PLANS
 from mkdocs_cfpurge.manifest import compile_excludes
+from mkdocs_cfpurge.noise import compile_patterns
 from mkdocs_cfpurge.plan import STRATEGIES
 from mkdocs_cfpurge.urls import SiteUrl, UrlMapper, parse_host
 
@@ -181,8 +182,12 @@ class Settings:
     exclude: tuple[str, ...] = ()
     cache_key_headers: tuple[dict[str, str], ...] = ()
     extra_urls: tuple[str, ...] = ()
-    strategy: str = "files"
+    ignore_changes: tuple[str, ...] = ()
+    strategy: str = "auto"
     max_files_per_request: int = 30
+    max_purge_seconds: float = 60.0
+    max_collateral: int = 100
+    allow_purge_everything: bool = False
     zone_id: str | None = None
     credentials: Credentials | None = field(default=None, repr=False)
     api_base: str = DEFAULT_API_BASE
@@ -203,8 +208,12 @@ class Settings:
         exclude: Sequence[str] = (),
         cache_key_headers: Sequence[Mapping[str, str]] = (),
         extra_urls: Sequence[str] = (),
-        strategy: str = "files",
+        ignore_changes: Sequence[str] = (),
+        strategy: str = "auto",
         max_files_per_request: int = 30,
+        max_purge_seconds: float = 60.0,
+        max_collateral: int = 100,
+        allow_purge_everything: bool = False,
         zone_id: str | None = None,
         api_token: str | None = None,
         api_email: str | None = None,
@@ -219,6 +228,11 @@ class Settings:
         """Validate raw option values (environment variables fill what options leave unset)."""
         site = SiteUrl.parse(site_url or "")
         compile_excludes(tuple(exclude))
+        compile_patterns(tuple(ignore_changes))
+        if not max_purge_seconds > 0:
+            raise config_error("max_purge_seconds", f"{max_purge_seconds!r} must be above 0")
+        if isinstance(max_collateral, bool) or not max_collateral >= 0:
+            raise config_error("max_collateral", f"{max_collateral!r} must be 0 or more")
         for scheme in schemes:
             check_choice(scheme, SCHEMES, "schemes")
         for url in extra_urls:
@@ -233,8 +247,12 @@ class Settings:
             exclude=tuple(exclude),
             cache_key_headers=check_headers(cache_key_headers),
             extra_urls=tuple(extra_urls),
+            ignore_changes=tuple(ignore_changes),
             strategy=check_choice(strategy, STRATEGIES, "strategy"),
             max_files_per_request=check_max_files(max_files_per_request),
+            max_purge_seconds=float(max_purge_seconds),
+            max_collateral=int(max_collateral),
+            allow_purge_everything=allow_purge_everything,
             zone_id=parse_zone_id(zone_id if zone_id else env.get("CLOUDFLARE_ZONE_ID")),
             credentials=resolve_credentials(api_token, api_email, api_key, env),
             api_base=check_api_base(api_base or env.get("CLOUDFLARE_API_BASE") or DEFAULT_API_BASE),

@@ -2,7 +2,8 @@
 
 A `files` purge matches one cache key (scheme + host + path + query), so every variant a visitor
 can request must be listed: `guide/index.html` is also served as `guide/`, the top `index.html` as
-the base URL itself, and each host and scheme is its own key.
+the base URL itself, each host and scheme is its own key, and a name with reserved characters
+(`c++.html`) is requested both as MkDocs links it (`c%2B%2B.html`) and raw (`c++.html`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,27 @@ from mkdocs_cfpurge.errors import config_error
 # backslash that special schemes read as a slash). '%' is not here: a literal '%' in a file name
 # must become '%25' so that decoding the URL gives the file name back.
 _PATH_SAFE = "/!$&'()*+,;=:@-._~[]^|"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def encode_path(path: str) -> str:
-    """Percent-encode a file path (UTF-8) the way a browser requests it."""
+    """Percent-encode a file path (UTF-8) the way a browser requests it when typed or linked raw."""
     return quote(path, safe=_PATH_SAFE, encoding="utf-8", errors="strict")
+
+
+def encode_link_path(path: str) -> str:
+    """Percent-encode a file path the way MkDocs writes it in its links, sitemap and search index
+    (`urllib.parse.quote`: only RFC 3986 unreserved characters stay as they are, so `c++/` is
+    linked as `c%2B%2B/`)."""
+    return quote(path, safe="/", encoding="utf-8", errors="strict")
+
+
+def path_encodings(path: str) -> list[str]:
+    """Every encoding of a path a visitor may request: MkDocs' links first, then the raw form.
+
+    Cloudflare does not decode reserved characters, so `/c%2B%2B/` and `/c++/` are two cache keys.
+    """
+    return list(dict.fromkeys((encode_link_path(path), encode_path(path))))
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,10 @@ class SiteUrl:
                 "public address of the site, e.g. https://docs.example.com/",
             )
         parts = urlsplit(value.strip())
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise config_error(option, f"{value!r} has an invalid port ({exc})") from None
         if parts.scheme not in ("http", "https"):
             raise config_error(option, f"{value!r} must start with https:// (or http://)")
         if not parts.hostname:
@@ -51,9 +72,13 @@ class SiteUrl:
         if parts.username or parts.password:
             raise config_error(option, f"{value!r} must not carry credentials")
         host = parts.hostname.lower()
-        if parts.port is not None:
-            host = f"{host}:{parts.port}"
-        path = parts.path or "/"
+        if ":" in host:  # an IPv6 address keeps its brackets in a URL
+            host = f"[{host}]"
+        if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
+            host = f"{host}:{port}"
+        # Spaces and non-ASCII characters in the path are percent-encoded as a browser does;
+        # escapes the user already wrote ('%20') are kept as they are.
+        path = quote(parts.path or "/", safe=_PATH_SAFE + "%", encoding="utf-8")
         if not path.endswith("/"):
             path += "/"
         return cls(parts.scheme, host, path)
@@ -65,7 +90,7 @@ class SiteUrl:
 def parse_host(value: str, option: str = "hosts") -> str:
     """A bare host name as Cloudflare wants it: no scheme, no path, lower case."""
     host = value.strip().lower()
-    if not host or "://" in host or "/" in host or any(c.isspace() for c in host):
+    if not host or any(c in host for c in "/\\?#@") or any(c.isspace() for c in host):
         raise config_error(
             option, f"{value!r} is not a bare host name (write docs.example.com, no scheme or path)"
         )
@@ -98,10 +123,13 @@ class UrlMapper:
         base = self.site.path
         if file_path == "index.html":
             return [base, base + "index.html"]
-        encoded = encode_path(file_path)
-        if file_path.endswith("/index.html"):
-            return [base + encoded[: -len("index.html")], base + encoded]
-        return [base + encoded]
+        paths: list[str] = []
+        for encoded in path_encodings(file_path):
+            if file_path.endswith("/index.html"):
+                paths += [base + encoded[: -len("index.html")], base + encoded]
+            else:
+                paths.append(base + encoded)
+        return paths
 
     def urls(self, file_path: str) -> list[str]:
         """Every full URL of the file: each scheme, each host, each path variant."""
@@ -114,5 +142,10 @@ class UrlMapper:
 
     def prefixes(self, folder: str) -> list[str]:
         """Cloudflare prefixes (host + path, no scheme, ending in '/') for a site folder."""
-        path = self.site.path + (encode_path(folder) + "/" if folder else "")
-        return [f"{host}{path}" for host in self.hosts]
+        if not folder:
+            return [f"{host}{self.site.path}" for host in self.hosts]
+        return [
+            f"{host}{self.site.path}{encoded}/"
+            for host in self.hosts
+            for encoded in path_encodings(folder)
+        ]
