@@ -20,6 +20,7 @@ from mkdocs_cfpurge.plan import PurgePlan, build_plan, merge_requests
 from mkdocs_cfpurge.report import append_step_summary, markdown_summary, text_summary
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
+from mkdocs_cfpurge.strategy import Budget
 
 if TYPE_CHECKING:  # httpx and pydantic load only when a purge really runs
     from mkdocs_cfpurge.client import CloudflareClient
@@ -70,7 +71,18 @@ def make_plan(
             max_files_per_request=settings.max_files_per_request,
             zone_id=settings.zone_id,
             extra_urls=settings.extra_urls,
+            old_files=old.files.keys(),
+            new_files=new.files.keys(),
+            budget=Budget(
+                settings.cloudflare_plan,
+                settings.max_purge_seconds,
+                settings.max_collateral,
+                settings.allow_purge_everything,
+            ),
         )
+    hint = mass_change_hint(old, new)
+    if hint:
+        plan.notes.append(hint)
     if pending is not None and pending.requests:
         plan.requests = merge_requests(
             pending.requests, plan.requests, max_files=settings.max_files_per_request
@@ -79,6 +91,22 @@ def make_plan(
             f"includes {len(pending.requests)} request(s) still owed by an earlier run"
         )
     return plan
+
+
+def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
+    """When most pages changed, say why that usually happens."""
+    if old is None:
+        return None
+    pages = [p for p in new.files if p.endswith(".html")]
+    changed = [p for p in pages if old.files.get(p) != new.files[p]]
+    if len(pages) < 10 or len(changed) * 2 <= len(pages):
+        return None
+    return (
+        f"{len(changed)} of {len(pages)} pages changed: usually a navigation change (a page "
+        "title, a page added or removed) which rewrites every page, or noise such as a build "
+        "date or commit id that `ignore_changes` can absorb (presets: mkdocs-build-date, "
+        "sitemap-lastmod)"
+    )
 
 
 def preview(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> PurgePlan:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,11 @@ from typing import Any
 from mkdocs_cfpurge.changes import Change, Status
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
+from mkdocs_cfpurge.strategy import Budget, choose
 from mkdocs_cfpurge.urls import UrlMapper
 
 PLAN_VERSION = 1
-STRATEGIES = ("files", "prefixes", "everything")
+STRATEGIES = ("auto", "files", "prefixes", "everything")
 PURGE_TYPES = ("files", "tags", "hosts", "prefixes", "purge_everything")
 
 Body = dict[str, Any]
@@ -50,6 +51,7 @@ class PurgePlan:
     requests: list[Body]
     strategy: str = "files"
     notes: list[str] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
     version: int = PLAN_VERSION
 
     @property
@@ -69,6 +71,7 @@ class PurgePlan:
             "zone_id": self.zone_id,
             "strategy": self.strategy,
             "notes": self.notes,
+            "decisions": self.decisions,
             "changes": [change.to_dict() for change in self.changes],
             "requests": self.requests,
         }
@@ -116,6 +119,7 @@ class PurgePlan:
             requests=requests,
             strategy=str(data.get("strategy", "files")),
             notes=list(data.get("notes", [])),
+            decisions=list(data.get("decisions", [])),
         )
 
 
@@ -187,6 +191,37 @@ def _unique(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def folders_of(paths: Iterable[str]) -> set[str]:
+    folders: set[str] = set()
+    for path in paths:
+        folder = posixpath.dirname(path)
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = posixpath.dirname(folder)
+    return folders
+
+
+def folder_changes(
+    old_files: Collection[str], new_files: Collection[str], mapper: UrlMapper
+) -> list[PlannedChange]:
+    """The slashless `X` of every folder `X/` that appeared or disappeared.
+
+    `/X` answers a redirect to `/X/` once the folder exists, a 404 before: both get cached.
+    """
+    old, new = folders_of(old_files), folders_of(new_files)
+    return [
+        PlannedChange(
+            folder + "/",
+            Status.ADDED if folder in new else Status.DELETED,
+            "folder appeared: /X now redirects to /X/"
+            if folder in new
+            else "folder removed: /X no longer redirects",
+            tuple(mapper.folder_urls(folder)),
+        )
+        for folder in sorted(old ^ new)
+    ]
+
+
 def build_plan(
     changes: Sequence[Change],
     mapper: UrlMapper,
@@ -195,21 +230,56 @@ def build_plan(
     max_files_per_request: int = 30,
     zone_id: str | None = None,
     extra_urls: Sequence[str] = (),
+    old_files: Collection[str] = (),
+    new_files: Collection[str] = (),
+    budget: Budget | None = None,
 ) -> PurgePlan:
-    """Turn changed files into request bodies with the chosen strategy."""
+    """Turn changed files into request bodies with the chosen strategy.
+
+    `old_files` and `new_files` (the two manifests' paths) reveal folders that appeared or
+    disappeared, and let `auto` count the unchanged URLs a prefix would take down.
+    """
     planned = [
         PlannedChange(c.path, c.status, c.reason, tuple(mapper.urls(c.path))) for c in changes
     ]
+    if planned:
+        planned += folder_changes(old_files, new_files, mapper)
     plan = PurgePlan(str(mapper.site), zone_id, planned, [], strategy)
     if not planned:
         return plan
-    urls = _unique([url for change in planned for url in change.urls] + list(extra_urls))
+    extra = list(extra_urls)
     if strategy == "everything":
         plan.requests = [{"purge_everything": True}]
     elif strategy == "prefixes":
-        plan.requests = _prefix_bodies(planned, mapper, max_files_per_request, extra_urls, plan)
+        folders = collapse_folders(
+            posixpath.dirname(change.path)
+            for change in planned
+            if "/" in change.path and not change.path.endswith("/")
+        )
+        plan.requests = _prefix_bodies(planned, mapper, max_files_per_request, extra, plan, folders)
     elif strategy == "files":
+        urls = _unique([url for change in planned for url in change.urls] + extra)
         plan.requests = file_bodies(urls, mapper, max_files_per_request)
+    elif strategy == "auto":
+        budget = budget or Budget()
+        file_paths = [c.path for c in planned if not c.path.endswith("/")]
+        loose = sum(len(c.urls) for c in planned if c.path.endswith("/")) + len(extra)
+        choice = choose(
+            file_paths,
+            set(old_files) | set(new_files),
+            mapper,
+            loose_urls=loose,
+            budget=budget,
+            max_files=max_files_per_request,
+        )
+        plan.notes += choice.notes
+        plan.decisions = choice.decisions
+        if choice.everything:
+            plan.requests = [{"purge_everything": True}]
+        else:
+            plan.requests = _prefix_bodies(
+                planned, mapper, max_files_per_request, extra, plan, choice.folders
+            )
     else:
         raise CfPurgeError(f"option 'strategy': unknown strategy {strategy!r}")
     return plan
@@ -234,15 +304,13 @@ def _prefix_bodies(
     max_files: int,
     extra_urls: Sequence[str],
     plan: PurgePlan,
+    folders: Sequence[str],
 ) -> list[Body]:
-    """Each changed folder becomes a prefix; files at the top of the site stay `files`.
+    """Each folder becomes a prefix; changes outside every folder stay `files`.
 
     A prefix of the site's top folder would be the whole site, so top-level files (index.html,
     sitemap.xml, 404.html) are purged by URL instead.
     """
-    folders = collapse_folders(
-        posixpath.dirname(change.path) for change in planned if "/" in change.path
-    )
     prefixes: list[str] = []
     too_deep: set[str] = set()
     for folder in folders:
@@ -256,14 +324,16 @@ def _prefix_bodies(
             f"{len(too_deep)} folder(s) nest deeper than Cloudflare's {MAX_PREFIX_SEPARATORS} "
             "separators per prefix; their files are purged by URL"
         )
+    covered = set(folders) - too_deep
     loose = [
         url
         for change in planned
-        if "/" not in change.path or _inside(posixpath.dirname(change.path), too_deep)
+        # A folder change (`X/`) stands for its slashless URL, which no prefix `X/` covers.
+        if change.path.endswith("/") or not _inside(posixpath.dirname(change.path), covered)
         for url in change.urls
     ]
     urls = _unique(loose + list(extra_urls))
-    return batches("prefixes", prefixes, MAX_ITEMS_PER_FLEX_REQUEST) + file_bodies(
+    return batches("prefixes", _unique(prefixes), MAX_ITEMS_PER_FLEX_REQUEST) + file_bodies(
         urls, mapper, max_files
     )
 

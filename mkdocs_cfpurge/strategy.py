@@ -21,6 +21,7 @@ from mkdocs_cfpurge.limits import (
     GLOBAL_WINDOW,
     MAX_ITEMS_PER_FLEX_REQUEST,
     MAX_PREFIX_SEPARATORS,
+    PLAN_LIMITS,
     PlanLimits,
 )
 from mkdocs_cfpurge.urls import UrlMapper
@@ -44,6 +45,20 @@ def estimate_seconds(
     return max(waits) + (file_requests + flex_requests) * REQUEST_LATENCY
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What `auto` may spend: seconds under a plan's limits, collateral per prefix."""
+
+    plan_name: str = "free"
+    max_seconds: float = 60.0
+    max_collateral: int = 100
+    allow_everything: bool = False
+
+    @property
+    def limits(self) -> PlanLimits:
+        return PLAN_LIMITS[self.plan_name]
+
+
 @dataclass
 class AutoChoice:
     folders: list[str] = field(default_factory=list)
@@ -65,18 +80,16 @@ def choose(
     mapper: UrlMapper,
     *,
     loose_urls: int,
-    limits: PlanLimits,
-    plan_name: str,
+    budget: Budget,
     max_files: int,
-    max_seconds: float,
-    max_collateral: int,
-    allow_everything: bool,
 ) -> AutoChoice:
     """Pick prefix folders (or purge_everything) so the purge fits the time budget.
 
     `changed` are the changed file paths; `loose_urls` counts URLs no folder can cover (extra
     URLs, slashless folder variants).
     """
+    limits, plan_name = budget.limits, budget.plan_name
+    max_seconds, max_collateral = budget.max_seconds, budget.max_collateral
     per_file = len(mapper.hosts) * len(mapper.schemes) * (1 + len(mapper.cache_key_headers))
     changed_set = set(changed)
     counts: dict[str, list[int]] = {}  # folder -> [changed URLs, unchanged URLs]
@@ -127,7 +140,7 @@ def choose(
             f"{needed:.0f}s on the {plan_name} plan (budget {max_seconds:.0f}s)"
         )
         return choice
-    if allow_everything:
+    if budget.allow_everything:
         choice.everything = True
         choice.notes.append(
             f"auto: purge_everything: even with prefixes the purge would take about "

@@ -140,6 +140,15 @@ class UrlMapper:
             for path in self.paths(file_path)
         ]
 
+    def folder_urls(self, folder: str) -> list[str]:
+        """The slashless URLs of a folder (`/guide`), which redirect to `/guide/`."""
+        return [
+            f"{scheme}://{host}{self.site.path}{encoded}"
+            for scheme in self.schemes
+            for host in self.hosts
+            for encoded in path_encodings(folder)
+        ]
+
     def prefixes(self, folder: str) -> list[str]:
         """Cloudflare prefixes (host + path, no scheme, ending in '/') for a site folder."""
         if not folder:
