@@ -35,15 +35,18 @@ def _blob_id(path: Path) -> str:
 
 
 def deployed_baseline(
-    repo: Path, remote: str, branch: str, site_dir: Path, new: Manifest
+    repo: Path, remote: str, branch: str, site_dir: Path, new: Manifest, *, fetch: bool = True
 ) -> Manifest | None:
     """The manifest of what `remote/branch` publishes now; None on the very first deploy.
 
     A deploy made with this plugin carries its manifest in the marker file. An older one is
     compared by git blob ids: files whose blob matches this build's are unchanged, others are
-    given a hash that can only differ.
+    given a hash that can only differ. Without `fetch`, the remote-tracking ref is read as it is.
     """
-    commit = git.fetch_branch(repo, remote, branch)
+    if fetch:
+        commit = git.fetch_branch(repo, remote, branch)
+    else:
+        commit = git.rev(repo, f"refs/remotes/{remote}/{branch}")
     if commit is None:
         return None
     published = git.published_manifest(repo, commit, MARKER_NAME, new.site_url)

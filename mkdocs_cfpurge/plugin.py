@@ -157,7 +157,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
         try:
             self.settings = settings = pipeline.with_site_hosts(settings, site_dir)
             self.manifest = pipeline.scan(site_dir, settings)
-            if self._command == "gh-deploy" and not settings.manifest_path.exists():
+            if not settings.manifest_path.exists():
                 self.baseline = self._deployed_baseline(config, site_dir, self.manifest)
             self.plan = pipeline.preview(settings, self.manifest, self.baseline)
             write_marker(site_dir, self.manifest)
@@ -170,10 +170,17 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
     def _deployed_baseline(
         self, config: MkDocsConfig, site_dir: Path, new: Manifest
     ) -> Manifest | None:
-        """A fresh CI runner has no manifest: the deployed branch is the baseline."""
+        """A fresh CI runner has no manifest: the deployed branch is the baseline.
+
+        gh-deploy fetches it; a plain build (a pull request's dry run) reads the remote-tracking
+        ref as it is, so a build on a laptop never reaches out to the remote.
+        """
         remote, branch = config.remote_name, config.remote_branch
+        fetch = self._command == "gh-deploy"
         try:
-            baseline = ghpages.deployed_baseline(Path.cwd(), remote, branch, site_dir, new)
+            baseline = ghpages.deployed_baseline(
+                Path.cwd(), remote, branch, site_dir, new, fetch=fetch
+            )
         except CfPurgeError as exc:
             log.warning("cfpurge: cannot read %s/%s as a baseline: %s", remote, branch, exc)
             return None
