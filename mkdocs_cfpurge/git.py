@@ -11,7 +11,12 @@ from mkdocs_cfpurge.manifest import Manifest
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(
+            ["git", *args], cwd=repo, capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        raise CfPurgeError("git is not installed (or not on PATH)") from None
     if check and result.returncode != 0:
         raise CfPurgeError(
             f"git {' '.join(args)} failed: {result.stderr.strip() or result.returncode}",
