@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mkdocs_cfpurge.changes import diff
+from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.manifest import Manifest, build_manifest
 from mkdocs_cfpurge.noise import make_normalizer
@@ -29,13 +30,22 @@ ClientFactory = Callable[[Settings], "CloudflareClient"]
 
 
 def scan(site_dir: Path, settings: Settings) -> Manifest:
-    """Hash the built site (the marker and `exclude` patterns left out, noise stripped)."""
-    return build_manifest(
+    """Hash the built site (the marker and `exclude` patterns left out, noise stripped).
+
+    An empty folder is refused: against a baseline it would read as "every page deleted".
+    """
+    manifest = build_manifest(
         site_dir,
         str(settings.site),
         exclude=(*settings.exclude, f"/{MARKER_NAME}"),
         normalize=make_normalizer(settings.ignore_changes),
     )
+    if not manifest.files:
+        raise CfPurgeError(
+            f"site folder {str(site_dir)!r} holds no files (after 'exclude'): was the site built "
+            "there?"
+        )
+    return manifest
 
 
 def with_site_hosts(settings: Settings, site_dir: Path) -> Settings:
