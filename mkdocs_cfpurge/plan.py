@@ -341,24 +341,31 @@ def _prefix_bodies(
 def merge_requests(*request_lists: Sequence[Body], max_files: int) -> list[Body]:
     """Bodies of several plans as one list, each item once, re-batched within the caps.
 
-    A `purge_everything` anywhere makes every other body redundant.
+    A `purge_everything` anywhere makes every other body redundant. URL strings and
+    `{url, headers}` entries stay in separate bodies, as Cloudflare's schema wants.
     """
     bodies = [body for requests in request_lists for body in requests]
     if any("purge_everything" in body for body in bodies):
         return [{"purge_everything": True}]
-    items: dict[str, dict[str, Any]] = {kind: {} for kind in PURGE_TYPES}
+    groups: dict[tuple[str, bool], dict[str, Any]] = {}
     for body in bodies:
         kind = purge_type(body)
         for item in body[kind]:
-            key = json.dumps(item, sort_keys=True) if isinstance(item, dict) else item
-            if kind == "files" and isinstance(item, dict):
-                kind_key = "files+headers"
-                items.setdefault(kind_key, {})[key] = item
-            else:
-                items[kind][key] = item
+            is_object = isinstance(item, dict)
+            key = json.dumps(item, sort_keys=True) if is_object else item
+            groups.setdefault((kind, is_object), {})[key] = item
     merged: list[Body] = []
-    for kind in ("prefixes", "hosts", "tags"):
-        merged += batches(kind, list(items[kind].values()), MAX_ITEMS_PER_FLEX_REQUEST)
-    merged += batches("files", list(items["files"].values()), max_files)
-    merged += batches("files", list(items.get("files+headers", {}).values()), max_files)
+    # Broad purges first: once a prefix went out, the URLs below it are already fresh.
+    for kind, is_object in _MERGE_ORDER:
+        size = max_files if kind == "files" else MAX_ITEMS_PER_FLEX_REQUEST
+        merged += batches(kind, list(groups.get((kind, is_object), {}).values()), size)
     return merged
+
+
+_MERGE_ORDER = (
+    ("prefixes", False),
+    ("hosts", False),
+    ("tags", False),
+    ("files", False),
+    ("files", True),
+)
