@@ -303,6 +303,180 @@ def local_server(**kw: Any) -> None:
     )
 
 
+@cli.command()
+@click.argument("site_dir", type=click.Path(path_type=Path))
+@site_options
+@purge_options
+@click.option(
+    "--quiet-period",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Seconds without writes that end a deploy (one purge per deploy, not per file).",
+)
+def watch(site_dir: Path, quiet_period: float, **kw: Any) -> None:
+    """Purge what changed each time a deploy lands in SITE_DIR, until SIGTERM or Ctrl-C."""
+    from mkdocs_cfpurge.watch import run_watch
+
+    run_watch(site_dir, make_settings(**kw), quiet_period=quiet_period)
+
+
+BRANCH_MANIFEST = ".cache/plugin/cfpurge/branch/manifest.json"
+
+
+@cli.command("purge-branch")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=".",
+    show_default=True,
+    help="The git repository whose remote holds the deployed branch.",
+)
+@click.option("--remote", default="origin", show_default=True)
+@click.option("--branch", default="gh-pages", show_default=True)
+@click.option(
+    "--since",
+    help="Baseline when there is no manifest yet: a commit of the branch (e.g. its head before "
+    "`mike deploy`). Default: the first run records the head and purges nothing.",
+)
+@site_options
+@purge_options
+@click.option("--out", type=click.Path(path_type=Path), help="Also write the plan JSON here.")
+@click.option(
+    "--wait-for-origin",
+    is_flag=True,
+    help="Before purging, wait until the origin serves a file this push changed as the branch "
+    "head has it.",
+)
+@click.option("--origin-url", help="Where the branch's root is served. Default: --site-url.")
+@click.option("--origin-timeout", type=float, default=600.0, show_default=True)
+@click.option("--origin-interval", type=float, default=10.0, show_default=True)
+def purge_branch(
+    repo: Path,
+    remote: str,
+    branch: str,
+    since: str | None,
+    wait_for_origin: bool,
+    origin_url: str | None,
+    origin_timeout: float,
+    origin_interval: float,
+    **kw: Any,
+) -> None:
+    """Purge what the deployed branch changed (after `mike deploy --push`, or any tool).
+
+    Fetches REMOTE/BRANCH and compares its tree, by git blob id and with symlinks followed, with
+    the tree the last purge left behind (the --manifest file): every file added, changed or
+    removed anywhere in it (version folders, aliases, versions.json, the root index.html) is
+    purged under --site-url, the URL the branch's root is served at.
+    """
+    from mkdocs_cfpurge import branchdiff
+
+    settings = make_settings(**kw)
+    origin = None
+    if wait_for_origin:
+        origin = branchdiff.OriginWait(
+            origin_url or str(settings.site), timeout=origin_timeout, interval=origin_interval
+        )
+    done = branchdiff.purge_branch(
+        settings, repo=repo, remote=remote, branch=branch, since=since, origin=origin
+    )
+    if settings.dry_run:
+        click.echo(done.plan.to_json().decode(), nl=False)
+
+
+# purge-branch keeps its own state: a manifest of the branch's tree, and a pending.json of its own
+# beside it (the state store puts pending.json in the manifest's folder).
+for _param in purge_branch.params:
+    if _param.name == "manifest":
+        _param.default = BRANCH_MANIFEST
+
+
+@cli.command()
+@click.argument("site_dir", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The plan of the purge to check (the JSON `plan --out` or the plugin writes).",
+)
+@click.option(
+    "--manifest",
+    "manifest_file",
+    type=click.Path(path_type=Path),
+    help="Take the expected hashes from this manifest instead of hashing SITE_DIR.",
+)
+@click.option("--site-url", help="Default: the plan's site_url.")
+@click.option(
+    "--ignore-changes",
+    multiple=True,
+    help="As given to the purge: bodies are hashed the way the manifest hashed the files.",
+)
+@click.option(
+    "--connect-to",
+    help="Send every request to this http(s)://HOST:PORT with the public Host header "
+    "(like curl --connect-to). Default: fetch the public URLs.",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Seconds per request.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="List every URL, not only the stale ones.")
+def verify(
+    site_dir: Path | None,
+    plan_file: Path,
+    manifest_file: Path | None,
+    site_url: str | None,
+    ignore_changes: tuple[str, ...],
+    connect_to: str | None,
+    concurrency: int,
+    timeout: float,
+    verbose: bool,
+) -> None:
+    """Fetch each URL a purge covered and check that the CDN serves SITE_DIR's bytes.
+
+    Exit 1 when a page is stale (or could not be checked).
+    """
+    from mkdocs_cfpurge.manifest import load_manifest
+    from mkdocs_cfpurge.verify import lines, verify_manifest
+
+    if (site_dir is None) == (manifest_file is None):
+        raise CfPurgeError("give SITE_DIR or --manifest (where the expected hashes come from)")
+    the_plan = PurgePlan.load(plan_file)
+    settings = make_settings(
+        site_url=site_url or the_plan.site_url,
+        manifest=manifest_file or Path(DEFAULT_MANIFEST),
+        ignore_changes=ignore_changes,
+    )
+    if site_dir is not None:
+        expected = pipeline.scan(_site_dir(site_dir), settings)
+    else:
+        assert manifest_file is not None
+        loaded = load_manifest(manifest_file, str(settings.site))
+        if loaded is None:
+            raise CfPurgeError(f"manifest {str(manifest_file)!r} does not exist")
+        expected = loaded
+    result = verify_manifest(
+        the_plan,
+        expected,
+        settings,
+        connect_to=connect_to,
+        concurrency=concurrency,
+        timeout=timeout,
+    )
+    for line in lines(result, verbose=verbose):
+        click.echo(line)
+    if not result.ok:
+        raise CfPurgeError(
+            f"{len(result.stale)} stale URL(s), {len(result.errors)} not checked",
+            exit_code=EXIT_PURGE_FAILED,
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: map the pipeline's error to its exit code, with a one-line message."""
     try:
