@@ -140,13 +140,22 @@ def _site_dir(value: Path) -> Path:
 @click.group()
 @click.version_option(package_name="mkdocs-cfpurge")
 @click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
-def cli(quiet: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, quiet: bool) -> None:
     """Purge exactly what changed in a built site from Cloudflare's cache."""
+    # The logger is shared with the MkDocs plugin: give it a plain handler for this command only.
+    saved = (log.handlers[:], log.level, log.propagate)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.WARNING if quiet else logging.INFO)
     log.propagate = False
+
+    def restore() -> None:
+        log.handlers[:], level, log.propagate = saved
+        log.setLevel(level)
+
+    ctx.call_on_close(restore)
 
 
 @cli.command()
@@ -181,7 +190,7 @@ def manifest(site_dir: Path, site_url: str, exclude: tuple[str, ...], out: Path)
     if out.exists():
         from mkdocs_cfpurge.manifest import load_manifest
 
-        load_manifest(out)  # refuse to overwrite a file that is not a manifest
+        load_manifest(out, str(settings.site))  # never overwrite another site's manifest
     built = pipeline.scan(_site_dir(site_dir), settings)
     built.save(out)
     click.echo(f"manifest of {len(built.files)} files written to {out}")
@@ -218,8 +227,18 @@ def mark(
     help=f"Before purging, wait until the origin serves SITE_DIR's {MARKER_NAME} (see `mark`).",
 )
 @click.option("--origin-url", help="Where to poll for the marker. Default: --site-url.")
-@click.option("--origin-timeout", type=float, default=600.0, show_default=True)
-@click.option("--origin-interval", type=float, default=10.0, show_default=True)
+@click.option(
+    "--origin-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+)
+@click.option(
+    "--origin-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+)
 def purge(
     site_dir: Path | None,
     plan_file: Path | None,
@@ -349,8 +368,18 @@ BRANCH_MANIFEST = ".cache/plugin/cfpurge/branch/manifest.json"
     "head has it.",
 )
 @click.option("--origin-url", help="Where the branch's root is served. Default: --site-url.")
-@click.option("--origin-timeout", type=float, default=600.0, show_default=True)
-@click.option("--origin-interval", type=float, default=10.0, show_default=True)
+@click.option(
+    "--origin-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+)
+@click.option(
+    "--origin-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+)
 def purge_branch(
     repo: Path,
     remote: str,

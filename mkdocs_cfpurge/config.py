@@ -8,7 +8,7 @@ from typing import Any
 from mkdocs.config import base
 from mkdocs.config import config_options as c
 
-from mkdocs_cfpurge.errors import ConfigError
+from mkdocs_cfpurge.errors import ConfigError, config_error
 from mkdocs_cfpurge.limits import PLANS
 from mkdocs_cfpurge.manifest import compile_excludes
 from mkdocs_cfpurge.noise import compile_patterns
@@ -21,7 +21,7 @@ from mkdocs_cfpurge.settings import (
     check_max_files,
     parse_zone_id,
 )
-from mkdocs_cfpurge.urls import parse_host
+from mkdocs_cfpurge.urls import SiteUrl, parse_host
 
 
 class Checked(base.BaseConfigOption[Any]):
@@ -41,6 +41,26 @@ class Checked(base.BaseConfigOption[Any]):
             except ConfigError as exc:
                 raise base.ValidationError(exc.problem) from None
         return value
+
+
+def _seconds(option: str, *, zero_ok: bool = False) -> Callable[[float], None]:
+    """A number of seconds: above 0 (or 0 too). A 0 or negative poll interval would hammer the
+    origin or crash time.sleep."""
+
+    def check(value: float) -> None:
+        if isinstance(value, bool) or not (value >= 0 if zero_ok else value > 0):
+            bound = "0 or more" if zero_ok else "above 0"
+            raise config_error(option, f"{value!r} must be a number of seconds, {bound}")
+
+    return check
+
+
+def _count(option: str) -> Callable[[int], None]:
+    def check(value: int) -> None:
+        if isinstance(value, bool) or value < 0:
+            raise config_error(option, f"{value!r} must be a whole number, 0 or more")
+
+    return check
 
 
 def _each(check: Callable[[str], object]) -> Callable[[list[str]], None]:
@@ -102,10 +122,10 @@ class CfPurgeConfig(base.Config):
     purge_everything only if `allow_purge_everything`); `files`: every URL; `prefixes`: each
     changed folder as a prefix; `everything`: the whole zone."""
 
-    max_purge_seconds = c.Type((int, float), default=60)
+    max_purge_seconds = Checked(c.Type((int, float), default=60), _seconds("max_purge_seconds"))
     """`auto`: the longest the purge may take under your plan's rate limits."""
 
-    max_collateral = c.Type(int, default=100)
+    max_collateral = Checked(c.Type(int, default=100), _count("max_collateral"))
     """`auto`: the most unchanged URLs one prefix may purge along with the changed ones."""
 
     allow_purge_everything = c.Type(bool, default=False)
@@ -140,12 +160,14 @@ class CfPurgeConfig(base.Config):
     """After `gh-deploy` pushed, wait until the origin serves this build before purging (else the
     purge re-caches the old pages). The build publishes its digest in `cfpurge-build.json`."""
 
-    origin_url = c.Optional(c.Type(str))
+    origin_url = Checked(c.Optional(c.Type(str)), lambda v: SiteUrl.parse(v, "origin_url"))
     """Where to poll for `cfpurge-build.json`. Default: site_url. Behind Cloudflare, point it at
     the origin itself (e.g. https://USER.github.io/REPO/)."""
 
-    origin_timeout = c.Type((int, float), default=600)
+    origin_timeout = Checked(
+        c.Type((int, float), default=600), _seconds("origin_timeout", zero_ok=True)
+    )
     """Seconds to wait for the origin. On timeout the deploy fails and the purge stays pending."""
 
-    origin_interval = c.Type((int, float), default=10)
+    origin_interval = Checked(c.Type((int, float), default=10), _seconds("origin_interval"))
     """Seconds between two polls of the origin."""

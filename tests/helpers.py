@@ -1,0 +1,165 @@
+"""Shared test helpers: a small MkDocs site in a temp folder, real builds, a network trap.
+
+A plain module (not conftest.py) so that any test imports exactly what it uses:
+`from tests.helpers import ...`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from mkdocs.commands.build import build
+from mkdocs.config import load_config
+from mkdocs.config.defaults import MkDocsConfig
+
+from mkdocs_cfpurge.plugin import CfPurgePlugin
+
+ZONE_ID = "0123456789abcdef0123456789abcdef"
+# Any fixed time: with SOURCE_DATE_EPOCH set, two builds of the same sources are byte-identical.
+EPOCH = "1700000000"
+
+DEFAULT_PAGES: dict[str, str] = {
+    "index.md": "# Home\n\nWelcome.\n",
+    "guide/index.md": "# Guide\n\nThe first version of the guide.\n",
+    "about.md": "# About\n\nWho we are.\n",
+    "assets/site.css": "body { color: black; }\n",
+}
+
+# Where the plugin writes by default, relative to mkdocs.yml's folder.
+PLAN_FILE = Path(".cache/plugin/cfpurge/plan.json")
+MANIFEST_FILE = Path(".cache/plugin/cfpurge/manifest.json")
+
+
+def write_files(root: Path, files: Mapping[str, str | bytes]) -> None:
+    """Write `files` (relative POSIX path → text or bytes) under `root`."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+
+def make_site(
+    root: Path,
+    *,
+    site_url: str | None = "https://example.com/",
+    options: Mapping[str, Any] | None = None,
+    pages: Mapping[str, str] | None = None,
+    theme: str = "mkdocs",
+    use_directory_urls: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """A small MkDocs project in `root` with `plugins: [search, cfpurge]`; returns mkdocs.yml."""
+    root.mkdir(parents=True, exist_ok=True)
+    write_files(root / "docs", pages if pages is not None else DEFAULT_PAGES)
+    plugin: Any = {"cfpurge": dict(options)} if options else "cfpurge"
+    config: dict[str, Any] = {
+        "site_name": "Test site",
+        "theme": {"name": theme},
+        "use_directory_urls": use_directory_urls,
+        "plugins": ["search", plugin],
+    }
+    if site_url is not None:
+        config["site_url"] = site_url
+    config.update(extra or {})
+    config_file = root / "mkdocs.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return config_file
+
+
+def load(config_file: Path, **overrides: Any) -> MkDocsConfig:
+    return load_config(config_file=str(config_file), **overrides)
+
+
+def plugin_of(config: MkDocsConfig) -> CfPurgePlugin:
+    plugin = config.plugins["cfpurge"]
+    assert isinstance(plugin, CfPurgePlugin)
+    return plugin
+
+
+def run_build(
+    config_file: Path,
+    env: Mapping[str, str],
+    *,
+    command: str = "build",
+    **overrides: Any,
+) -> MkDocsConfig:
+    """What `mkdocs build` does: load the config, startup, build, shutdown (always).
+
+    MkDocs caches the plugin instance across load_config calls in one process, so `env` is set
+    on every run.
+    """
+    config = load(config_file, **overrides)
+    plugin_of(config).env = dict(env)
+    config.plugins.on_startup(command=command, dirty=False)
+    try:
+        build(config)
+    finally:
+        config.plugins.on_shutdown()
+    return config
+
+
+def read_plan(root: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((root / PLAN_FILE).read_bytes())
+    return data
+
+
+def plan_urls(plan: Mapping[str, Any]) -> set[str]:
+    """Every URL string in the plan's `files` bodies."""
+    urls: set[str] = set()
+    for body in plan["requests"]:
+        for item in body.get("files", []):
+            urls.add(item if isinstance(item, str) else item["url"])
+    return urls
+
+
+class NetworkForbidden(AssertionError):
+    """Raised by the network trap: nothing in a dry run may send a request."""
+
+
+class NetworkTrap:
+    """Every httpx request (sync or async, any transport) is recorded, then refused."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def refuse(self, request: httpx.Request) -> None:
+        self.calls.append(f"{request.method} {request.url}")
+        raise NetworkForbidden(f"network use in a test: {request.method} {request.url}")
+
+
+def forbid_network(monkeypatch: pytest.MonkeyPatch) -> NetworkTrap:
+    trap = NetworkTrap()
+
+    def send(self: Any, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
+        trap.refuse(request)
+
+    async def async_send(self: Any, request: httpx.Request, *args: Any, **kwargs: Any) -> Any:
+        trap.refuse(request)
+
+    def handle(self: Any, request: httpx.Request) -> Any:
+        trap.refuse(request)
+
+    monkeypatch.setattr(httpx.Client, "send", send)
+    monkeypatch.setattr(httpx.AsyncClient, "send", async_send)
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", handle)
+    return trap
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (relative POSIX path → bytes), to prove nothing changed."""
+    if not root.exists():
+        return {}
+    return {
+        path.relative_to(root).as_posix(): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
