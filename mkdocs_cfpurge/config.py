@@ -22,6 +22,7 @@ from mkdocs_cfpurge.settings import (
     parse_zone_id,
 )
 from mkdocs_cfpurge.urls import SiteUrl, parse_host
+from mkdocs_cfpurge.verify import check_connect_to
 
 
 class Checked(base.BaseConfigOption[Any]):
@@ -171,3 +172,11 @@ class CfPurgeConfig(base.Config):
 
     origin_interval = Checked(c.Type((int, float), default=10), _seconds("origin_interval"))
     """Seconds between two polls of the origin."""
+
+    verify_after_purge = c.Type(bool, default=False)
+    """After a purge, fetch every purged URL through its public host and compare the body with
+    the build; stale pages fail the command (a 200 from the API only means "accepted")."""
+
+    verify_connect_to = Checked(c.Optional(c.Type(str)), check_connect_to)
+    """For `verify_after_purge`: connect to this address (e.g. a local edge) instead of the public
+    hosts, sending the public Host header, like curl's --connect-to."""

@@ -203,7 +203,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
             return
         try:
             if self._command == "build":
-                pipeline.deploy(settings, manifest)
+                self._verify(pipeline.deploy(settings, manifest), settings, manifest)
             elif self._command == "gh-deploy" and not self._hooked:
                 path = pipeline.save_pending_plan(settings, manifest, self.baseline)
                 log.warning("cfpurge: purge left pending in %s", path)
@@ -225,7 +225,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
             interval=float(self.config.origin_interval),
         )
         try:
-            ghpages.purge_after_push(
+            result = ghpages.purge_after_push(
                 settings,
                 manifest,
                 repo=Path.cwd(),
@@ -234,5 +234,22 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
                 origin=origin,
                 baseline=self.baseline,
             )
+            self._verify(result, settings, manifest)
         except CfPurgeError as exc:
             raise _plugin_error(exc) from None
+
+    def _verify(self, result: pipeline.PurgeResult, settings: Settings, manifest: Manifest) -> None:
+        if not self.config.verify_after_purge or result.requests_sent == 0:
+            return
+        from mkdocs_cfpurge.verify import verify_manifest
+
+        outcome = verify_manifest(
+            result.plan, manifest, settings, connect_to=self.config.verify_connect_to
+        )
+        outcome.log()
+        if not outcome.ok:
+            raise CfPurgeError(
+                f"{len(outcome.stale)} URL(s) still stale and {len(outcome.errors)} unchecked "
+                "after the purge (see above)",
+                exit_code=1,
+            )
