@@ -6,6 +6,7 @@ Nothing here imports mkdocs: any tool that pushes a built site to a branch can u
 from __future__ import annotations
 
 import hashlib
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +57,9 @@ def deployed_baseline(
     log.info("cfpurge: baseline: the files of %s/%s (git blob ids)", remote, branch)
     files = {}
     for path, blob in git.blob_hashes(repo, commit).items():
-        if path in DEPLOY_EXTRAS and path not in new.files:
+        if path not in new.files and (path in DEPLOY_EXTRAS or (site_dir / path).is_file()):
+            # Added by the deploy tool, or built but left out of the manifest (`exclude`): no
+            # page of this build was deleted there.
             continue
         local = site_dir / path
         same = path in new.files and local.is_file() and _blob_id(local) == blob
@@ -92,6 +95,12 @@ def purge_after_push(
             )
         except CfPurgeError:
             path = save_pending_plan(settings, new, baseline)
-            log.error("cfpurge: the purge is kept as pending in %s", path)
+            log.error(
+                "cfpurge: the purge is kept as pending in %s; once the origin serves this build, "
+                "send it with: mkdocs-cfpurge purge --manifest %s --site-url %s",
+                path,
+                shlex.quote(str(settings.manifest_path)),
+                shlex.quote(str(settings.site)),
+            )
             raise
     return deploy(settings, new, baseline=baseline, client_factory=client_factory)

@@ -30,20 +30,29 @@ def rev(repo: Path, ref: str) -> str | None:
     return result.stdout.strip() or None
 
 
-def verify_push(repo: Path, remote: str, branch: str) -> str:
-    """The pushed commit, once local branch, remote-tracking ref and the remote itself agree.
+def remote_head(repo: Path, remote: str, branch: str) -> str | None:
+    """The commit `branch` points at on the remote itself (`git ls-remote`); None if absent."""
+    ref = f"refs/heads/{branch}"
+    for line in _git(repo, "ls-remote", remote, ref).stdout.splitlines():
+        sha, _, name = line.partition("\t")
+        if name == ref:  # ls-remote matches patterns by their tail: keep the exact ref only
+            return sha
+    return None
 
-    ghp-import resets the local branch to the remote-tracking ref without fetching, so all three
-    must be compared: any difference means the push did not land as this build.
+
+def verify_push(repo: Path, remote: str, branch: str) -> str:
+    """The pushed commit, once the remote's branch is the local one.
+
+    Only the remote itself proves the push landed: ghp-import resets the local branch to the
+    remote-tracking ref without fetching, and a push moves that ref only when the remote's fetch
+    refspec covers the branch (a `--single-branch` clone's does not).
     """
     local = rev(repo, f"refs/heads/{branch}")
-    tracking = rev(repo, f"refs/remotes/{remote}/{branch}")
-    listed = _git(repo, "ls-remote", remote, f"refs/heads/{branch}").stdout.split()
-    remote_sha = listed[0] if listed else None
-    if local is None or not (local == tracking == remote_sha):
+    remote_sha = remote_head(repo, remote, branch)
+    if local is None or local != remote_sha:
         raise CfPurgeError(
             f"the push of {branch!r} to {remote!r} is not verified (local {local}, "
-            f"{remote}/{branch} {tracking}, remote {remote_sha}): nothing purged",
+            f"remote {remote_sha}): nothing purged",
             exit_code=EXIT_PURGE_FAILED,
         )
     return local
@@ -58,8 +67,7 @@ def read_file(repo: Path, commit: str, path: str) -> bytes | None:
 
 def fetch_branch(repo: Path, remote: str, branch: str) -> str | None:
     """Fetch the deployed branch; None when the remote has none yet (the first deploy)."""
-    listed = _git(repo, "ls-remote", remote, f"refs/heads/{branch}").stdout.split()
-    if not listed:
+    if remote_head(repo, remote, branch) is None:
         return None
     _git(repo, "fetch", "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
     return rev(repo, f"refs/remotes/{remote}/{branch}")
