@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -20,8 +20,16 @@ class Change:
     reason: str
 
 
-def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
-    """Added, modified and deleted files, sorted by path, each with the reason it counts."""
+RESENT = "resent: the deploy that published the baseline may not have purged it"
+
+
+def diff(
+    old: Mapping[str, str], new: Mapping[str, str], resend: Iterable[str] = ()
+) -> list[Change]:
+    """Added, modified and deleted files, sorted by path, each with the reason it counts.
+
+    `resend` files count as changed even when their hash is the same (see Manifest.resend).
+    """
     changes = [
         Change(path, Status.ADDED, "not in the last deploy") for path in new.keys() - old.keys()
     ]
@@ -30,6 +38,11 @@ def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[Change]:
         Change(path, Status.MODIFIED, f"hash differs ({old[path][:12]} → {digest[:12]})")
         for path, digest in new.items()
         if path in old and old[path] != digest
+    ]
+    changed = {change.path for change in changes}
+    changes += [
+        Change(path, Status.MODIFIED if path in new else Status.DELETED, RESENT)
+        for path in set(resend) - changed
     ]
     changes.sort()
     return changes

@@ -24,6 +24,7 @@ from mkdocs_cfpurge.origin import wait_for_origin as wait_for
 from mkdocs_cfpurge.plan import STRATEGIES, PurgePlan
 from mkdocs_cfpurge.report import markdown_summary, text_summary
 from mkdocs_cfpurge.settings import METHODS, Settings
+from mkdocs_cfpurge.state import pending_site_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_MANIFEST = ".cache/plugin/cfpurge/manifest.json"
@@ -257,19 +258,22 @@ def purge(
     if saved is not None:
         kw["site_url"] = kw.get("site_url") or saved.site_url
         kw["zone_id"] = kw.get("zone_id") or saved.zone_id
+    elif site_dir is None and not kw.get("site_url"):
+        # Sending what is pending: the pending file knows which site it belongs to.
+        kw["site_url"] = pending_site_url(kw["manifest"])
     settings = make_settings(**kw)
     new = None
     if site_dir is not None:
         settings = pipeline.with_site_hosts(settings, _site_dir(site_dir))
         new = pipeline.scan(site_dir, settings)
+    if saved is None and new is None:
+        saved = PurgePlan(str(settings.site), settings.zone_id, [], [], settings.strategy)
     if settings.dry_run:
         the_plan = pipeline.preview(settings, new) if new is not None else saved
-        assert the_plan is not None
+        assert the_plan is not None  # one of them is set just above
         pipeline.report(the_plan, settings)
         click.echo(the_plan.to_json().decode(), nl=False)
         return
-    if new is None and saved is None:
-        saved = PurgePlan(str(settings.site), settings.zone_id, [], [], settings.strategy)
     if wait_for_origin and new is not None:
         settings.require_purge_access()
         try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mkdocs_cfpurge import git
@@ -43,6 +43,7 @@ def deployed_baseline(
     A deploy made with this plugin carries its manifest in the marker file. An older one is
     compared by git blob ids: files whose blob matches this build's are unchanged, others are
     given a hash that can only differ. Without `fetch`, the remote-tracking ref is read as it is.
+    The files the deployed build's own purge was about count as changed again.
     """
     if fetch:
         commit = git.fetch_branch(repo, remote, branch)
@@ -50,10 +51,17 @@ def deployed_baseline(
         commit = git.rev(repo, f"refs/remotes/{remote}/{branch}")
     if commit is None:
         return None
-    published = git.published_manifest(repo, commit, MARKER_NAME, new.site_url)
+    published = git.published_marker(repo, commit, MARKER_NAME, new.site_url)
     if published is not None:
-        log.info("cfpurge: baseline: the manifest published in %s/%s", remote, branch)
-        return published
+        manifest, owed = published
+        log.info(
+            "cfpurge: baseline: the manifest published in %s/%s (%d file(s) of its own purge "
+            "resent, since this runner cannot know that it succeeded)",
+            remote,
+            branch,
+            len(owed),
+        )
+        return owe(manifest, owed)
     log.info("cfpurge: baseline: the files of %s/%s (git blob ids)", remote, branch)
     files = {}
     for path, blob in git.blob_hashes(repo, commit).items():
@@ -65,6 +73,11 @@ def deployed_baseline(
         same = path in new.files and local.is_file() and _blob_id(local) == blob
         files[path] = new.files[path] if same else f"git-blob:{blob}"
     return Manifest(site_url=new.site_url, files=files)
+
+
+def owe(manifest: Manifest, paths: list[str]) -> Manifest:
+    """The baseline, with `paths` to be purged again whatever their hash."""
+    return replace(manifest, resend=tuple(paths))
 
 
 def purge_after_push(
@@ -80,8 +93,8 @@ def purge_after_push(
 ) -> PurgeResult:
     """Verify the push, wait for the origin to serve it, then purge and commit."""
     commit = git.verify_push(repo, remote, branch)
-    pushed = git.published_manifest(repo, commit, MARKER_NAME, new.site_url)
-    if pushed is None or pushed.digest() != new.digest():
+    pushed = git.published_marker(repo, commit, MARKER_NAME, new.site_url)
+    if pushed is None or pushed[0].digest() != new.digest():
         raise CfPurgeError(
             f"{remote}/{branch} at {commit[:12]} does not hold this build (its {MARKER_NAME} "
             "differs): nothing purged",

@@ -73,8 +73,11 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> str | None:
     return rev(repo, f"refs/remotes/{remote}/{branch}")
 
 
-def published_manifest(repo: Path, commit: str, marker: str, site_url: str) -> Manifest | None:
-    """The manifest a deploy published in its marker file, if it has one for this site."""
+def published_marker(
+    repo: Path, commit: str, marker: str, site_url: str
+) -> tuple[Manifest, list[str]] | None:
+    """The manifest a deploy published in its marker file, and the files its purge was about
+    (see origin.write_marker); None if the commit has no marker for this site."""
     raw = read_file(repo, commit, marker)
     if raw is None:
         return None
@@ -83,7 +86,8 @@ def published_manifest(repo: Path, commit: str, marker: str, site_url: str) -> M
         files = data["manifest"]
         if data.get("site_url") != site_url or not isinstance(files, dict):
             return None
-        return Manifest(site_url=site_url, files={str(k): str(v) for k, v in files.items()})
+        manifest = Manifest(site_url=site_url, files={str(k): str(v) for k, v in files.items()})
+        return manifest, [str(path) for path in data.get("owed", [])]
     except (ValueError, KeyError, TypeError):
         return None
 

@@ -7,8 +7,10 @@ releases the GIL while it digests, so the threads really use every core.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +43,9 @@ class Manifest:
     files: dict[str, str] = field(default_factory=dict)
     algorithm: str = ALGORITHM
     version: int = FORMAT_VERSION
+    # Files whose purge is not known to have happened (a baseline read from a deployed marker):
+    # a plan against this manifest purges them again. Never saved.
+    resend: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         data = {
@@ -69,63 +74,124 @@ def compile_excludes(
 
 
 def iter_site_files(site_dir: Path, excludes: GitIgnoreSpec | None = None) -> Iterator[str]:
-    """Every regular file under `site_dir` (symlinks followed), as a POSIX relative path."""
+    """Every regular file under `site_dir` (symlinks followed), as a POSIX relative path.
+
+    Folder by folder, depth first, names sorted: a folder's files, then its subfolders. A folder
+    that cannot be listed is skipped, as `os.walk` does.
+    """
     if not site_dir.is_dir():
         raise CfPurgeError(f"site folder {str(site_dir)!r} does not exist or is not a folder")
     root = os.fspath(site_dir)
-    # The real folders on the walked path to each folder: a symlink to any of them is a loop,
-    # even one that goes through other symlinks (a/l -> b, b/l -> a).
-    chains: dict[str, frozenset[str]] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        real = os.path.realpath(dirpath)
-        chain = chains.pop(dirpath, frozenset()) | {real}
-        rel_dir = os.path.relpath(dirpath, root).replace(os.sep, "/")
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        for name in list(dirnames):
-            if excludes is not None and excludes.match_file(rel_dir + name + "/"):
-                dirnames.remove(name)
+    # Each entry: the folder, its relative path ("" or "x/y/"), its real path, and the real
+    # folders on the walked path to it: a symlink to any of them is a loop, even one that goes
+    # through other symlinks (a/l -> b, b/l -> a). Only symlinks need `realpath` (a syscall per
+    # path component): a plain subfolder's real path is its parent's plus its name.
+    stack: list[tuple[str, str, str, frozenset[str]]] = [
+        (root, "", os.path.realpath(root), frozenset())
+    ]
+    while stack:
+        dirpath, rel_dir, real, chain = stack.pop()
+        chain = chain | {real}
+        try:
+            with os.scandir(dirpath) as listing:
+                entries = sorted(listing, key=_entry_name)
+        except OSError:
+            continue
+        files: list[os.DirEntry[str]] = []
+        subdirs: list[tuple[str, str, str, frozenset[str]]] = []
+        for entry in entries:
+            if not _is_dir(entry):
+                files.append(entry)
                 continue
-            target = os.path.realpath(os.path.join(dirpath, name))
+            name = entry.name
+            if excludes is not None and excludes.match_file(rel_dir + name + "/"):
+                continue
+            target = os.path.realpath(entry.path) if _is_link(entry) else os.path.join(real, name)
             if target in chain or real.startswith(target + os.sep):
                 raise CfPurgeError(
                     f"symlink loop in the site folder: {rel_dir + name!r} points back to "
                     f"{os.path.relpath(target, root)!r}"
                 )
-            chains[os.path.join(dirpath, name)] = chain
-        dirnames.sort()
-        for name in sorted(filenames):
-            rel = rel_dir + name
+            subdirs.append((entry.path, rel_dir + name + "/", target, chain))
+        for entry in files:
+            rel = rel_dir + entry.name
             if excludes is not None and excludes.match_file(rel):
                 continue  # never hashed nor purged: its name needs no URL
             _check_name(site_dir, rel)
-            full = os.path.join(dirpath, name)
-            if not os.path.isfile(full):  # a dangling symlink serves nothing
-                continue
-            yield rel
+            if _is_file(entry):  # a dangling symlink serves nothing
+                yield rel
+        stack.extend(reversed(subdirs))
+
+
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()  # follows symlinks; a stat only for a symlink
+    except OSError:
+        return False
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return True  # unknown: let realpath find out
+
+
+_CONTROL = re.compile("[\x00-\x1f]")
 
 
 def _check_name(site_dir: Path, rel: str) -> None:
-    try:
-        rel.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        raise CfPurgeError(
-            f"file name '{shown}' in {str(site_dir)!r} is not valid UTF-8: no URL can name it"
-        ) from None
-    if any(ch in rel for ch in "\n\r\t\x00") or any(ord(ch) < 0x20 for ch in rel):
+    if not rel.isascii():
+        try:
+            rel.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            raise CfPurgeError(
+                f"file name '{shown}' in {str(site_dir)!r} is not valid UTF-8: no URL can name it"
+            ) from None
+    if _CONTROL.search(rel):
         raise CfPurgeError(
             f"file name {rel!r} in {str(site_dir)!r} holds a control character (newline?)"
         )
 
 
 def hash_file(path: str, normalize: Normalizer | None = None, rel: str = "") -> str:
-    with open(path, "rb") as handle:
+    return _hash(path, normalize, rel, memoryview(bytearray(CHUNK)))
+
+
+def _hash(path: str, normalize: Normalizer | None, rel: str, buffer: memoryview) -> str:
+    """sha256 of a file's bytes (normalized first when `normalize` applies to `rel`).
+
+    Unbuffered reads into a buffer the caller reuses: no allocation per file, and hashlib
+    releases the GIL while it digests (and the kernel while it copies), so threads scale.
+    """
+    with open(path, "rb", buffering=0) as handle:
         if normalize is not None and normalize.applies(rel):
-            return hashlib.sha256(normalize(rel, handle.read())).hexdigest()
+            return hashlib.sha256(normalize(rel, handle.readall())).hexdigest()
         digest = hashlib.sha256()
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
+        while size := handle.readinto(buffer):
+            digest.update(buffer[:size])
         return digest.hexdigest()
+
+
+def default_workers() -> int:
+    """Hashing threads: more than cores, so a thread waiting on a read leaves no core idle."""
+    return min(8, (os.cpu_count() or 1) + 2)
+
+
+SMALL_SITE = 64  # fewer files than this are hashed in the calling thread
+SLICE = 64  # files per hashing task: a future costs about as much as hashing a small page
 
 
 def build_manifest(
@@ -136,20 +202,39 @@ def build_manifest(
     normalize: Normalizer | None = None,
     workers: int | None = None,
 ) -> Manifest:
-    """Hash every file of a built site."""
+    """Hash every file of a built site.
+
+    The walk (Python code, holding the GIL) runs in this thread while pool threads hash the
+    files already found (hashlib and file reads release the GIL), so the two overlap.
+    """
     excludes = compile_excludes(exclude) if exclude else None
-    paths = list(iter_site_files(site_dir, excludes))
     root = os.fspath(site_dir)
 
-    def one(rel: str) -> str:
-        return hash_file(os.path.join(root, rel), normalize, rel)
+    def hash_all(rels: list[str]) -> list[str]:
+        buffer = memoryview(bytearray(CHUNK))  # one per task, reused for every file
+        return [_hash(os.path.join(root, rel), normalize, rel, buffer) for rel in rels]
 
-    workers = workers or min(8, (os.cpu_count() or 1) + 2)
-    if len(paths) < 64 or workers == 1:
-        hashes = [one(rel) for rel in paths]
+    walk = iter_site_files(site_dir, excludes)
+    workers = workers or default_workers()
+    paths = list(itertools.islice(walk, SMALL_SITE))
+    if len(paths) < SMALL_SITE or workers == 1:
+        paths += walk
+        hashes = hash_all(paths)
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            hashes = list(pool.map(one, paths, chunksize=64))
+            tasks = [pool.submit(hash_all, paths[:])]
+            try:
+                for rel in walk:
+                    paths.append(rel)
+                    if len(paths) % SLICE == 0:
+                        tasks.append(pool.submit(hash_all, paths[-SLICE:]))
+                if len(paths) % SLICE:
+                    tasks.append(pool.submit(hash_all, paths[-(len(paths) % SLICE) :]))
+                hashes = [digest for task in tasks for digest in task.result()]
+            except BaseException:
+                for task in tasks:  # a walk error (or Ctrl-C) need not wait for the hashing
+                    task.cancel()
+                raise
     return Manifest(site_url=site_url, files=dict(zip(paths, hashes, strict=True)))
 
 

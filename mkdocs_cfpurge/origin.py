@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,22 @@ from mkdocs_cfpurge.manifest import Manifest
 
 MARKER_NAME = "cfpurge-build.json"
 MARKER_VERSION = 1
+PROGRESS_EVERY = 30.0  # seconds between two "still waiting" lines
 
 
-def write_marker(site_dir: Path, manifest: Manifest) -> Path:
-    """Publish the build's digest and manifest with the site (the baseline of the next deploy)."""
+def write_marker(site_dir: Path, manifest: Manifest, owed: Iterable[str] = ()) -> Path:
+    """Publish the build's digest and manifest with the site (the baseline of the next deploy).
+
+    `owed` lists the files this deploy's purge is about. Whether that purge succeeds is only known
+    after the push, so a deploy that starts from this marker with no state of its own (a fresh
+    CI runner) purges them once more: a purge sent twice is harmless, one lost is not.
+    """
     data = {
         "version": MARKER_VERSION,
         "site_url": manifest.site_url,
         "digest": manifest.digest(),
         "manifest": manifest.files,
+        "owed": sorted(set(owed)),
     }
     path = site_dir / MARKER_NAME
     write_atomic(path, json.dumps(data, sort_keys=True, separators=(",", ":")).encode())
@@ -63,6 +70,7 @@ def wait_for_origin(
     start = clock()
     deadline = start + timeout
     last = "no answer yet"
+    last_logged = -PROGRESS_EVERY
     with httpx.Client(timeout=min(30.0, max(interval, 5.0)), follow_redirects=True) as http:
         while True:
             try:
@@ -87,10 +95,12 @@ def wait_for_origin(
                     "`mkdocs-cfpurge purge` once the site is published",
                     exit_code=EXIT_PURGE_FAILED,
                 )
-            log.info(
-                "cfpurge: waiting for the origin to serve this build (%s; %.0fs of %.0fs)",
-                last,
-                now - start,
-                timeout,
-            )
+            if now - last_logged >= PROGRESS_EVERY:
+                last_logged = now
+                log.info(
+                    "cfpurge: waiting for the origin to serve this build (%s; %.0fs of %.0fs)",
+                    last,
+                    now - start,
+                    timeout,
+                )
             sleep(min(interval, max(0.0, deadline - now)))

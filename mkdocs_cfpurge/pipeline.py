@@ -73,7 +73,7 @@ def make_plan(
             f"records the baseline ({len(new.files)} files) and purges nothing"
         )
     else:
-        changes = diff(old.files, new.files)
+        changes = diff(old.files, new.files, old.resend)
         plan = build_plan(
             changes,
             mapper,

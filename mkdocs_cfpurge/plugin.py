@@ -21,6 +21,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority
 
 from mkdocs_cfpurge import ghpages, pipeline
+from mkdocs_cfpurge.changes import RESENT
 from mkdocs_cfpurge.config import CfPurgeConfig
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.log import log
@@ -160,7 +161,12 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
             if not settings.manifest_path.exists():
                 self.baseline = self._deployed_baseline(config, site_dir, self.manifest)
             self.plan = pipeline.preview(settings, self.manifest, self.baseline)
-            write_marker(site_dir, self.manifest)
+            # This deploy's own changes (not those resent for an earlier one) are what its
+            # marker says it owes.
+            owed = [
+                c.path for c in self.plan.changes if not c.path.endswith("/") and c.reason != RESENT
+            ]
+            write_marker(site_dir, self.manifest, owed)
             pipeline.report(self.plan, settings, self.env)
         except CfPurgeError as exc:
             raise _plugin_error(exc) from None

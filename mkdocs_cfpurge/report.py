@@ -38,7 +38,8 @@ def text_summary(plan: PurgePlan, *, dry_run: bool) -> str:
     head = "cfpurge (dry run)" if dry_run else "cfpurge"
     notes = [f"  note: {note}" for note in plan.notes]
     if not plan.changes and plan.is_empty:
-        return "\n".join([f"{head}: no output file changed; nothing to purge", *notes])
+        what = "nothing to purge" if plan.notes else "no output file changed; nothing to purge"
+        return "\n".join([f"{head}: {what}", *notes])
     lines = [
         f"{head}: {len(plan.changes)} changed file(s) ({_counts(plan)}); "
         f"{len(plan.requests)} request(s) ({_kinds(plan) or 'none'}), strategy {plan.strategy}"
@@ -57,7 +58,8 @@ def markdown_summary(plan: PurgePlan, *, dry_run: bool) -> str:
     lines = [f"### {title}", "", f"Site: `{plan.site_url}`, strategy `{plan.strategy}`", ""]
     if not plan.changes and plan.is_empty:
         notes = [f"> {note}" for note in plan.notes]
-        return "\n".join([*lines, "No output file changed: nothing to purge.", *notes, ""])
+        what = "Nothing to purge." if plan.notes else "No output file changed: nothing to purge."
+        return "\n".join([*lines, what, *notes, ""])
     lines += [
         f"**{len(plan.changes)}** changed file(s): {_counts(plan)}. "
         f"**{len(plan.requests)}** request(s): {_kinds(plan) or 'none'}.",

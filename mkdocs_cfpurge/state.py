@@ -133,3 +133,12 @@ class StateStore:
             manifest.save(self.manifest_path)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.pending_path)
+
+
+def pending_site_url(manifest_path: Path) -> str | None:
+    """The site_url recorded in the pending file beside a manifest, if any."""
+    try:
+        data = json.loads(manifest_path.with_name("pending.json").read_bytes())
+        return str(data["site_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -571,3 +571,45 @@ def test_dry_run_gh_deploy_pushes_but_sends_nothing(project: Project, cf: LocalC
     assert project.state_bytes() == before
     plan = json.loads((project.root / PLAN_FILE).read_bytes())
     assert plan_urls(plan) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
+
+
+# --- 6. fresh runners never lose a purge, and never snowball one -------------------------
+
+
+def test_fresh_runners_resend_the_last_deploys_purge_once(
+    project: Project, pages: PagesOrigin, cf: LocalCloudflare, tmp_path: Path
+) -> None:
+    """A runner whose purge failed takes its pending state with it. The next fresh runner, whose
+    baseline is the deployed marker, cannot know whether that purge happened: it sends it again
+    (and only that one deploy's, not every earlier deploy's)."""
+    deployed_ok(project.deploy())
+
+    failing = clone(project.bare, tmp_path / "runner-1")
+    failing.configure(origin_timeout=1)
+    failing.edit("guide/index.md", GUIDE_V2)
+    pages.publish = False
+    assert failing.deploy().returncode != 0
+    assert cf.purges == []
+    failing.configure(origin_timeout=5)
+    git(failing.root, "push", "-q", "origin", "main")
+    shutil.rmtree(failing.root)  # the runner ends: its pending.json is gone
+    pages.publish = True
+
+    def deploy_from_fresh_runner(name: str, page: str, text: str) -> set[str]:
+        runner = clone(project.bare, tmp_path / name)
+        runner.edit(page, text)
+        before = len(cf.purges)
+        deployed_ok(runner.deploy())
+        git(runner.root, "push", "-q", "origin", "main")
+        return {
+            item if isinstance(item, str) else item[0]
+            for record in cf.purges[before:]
+            for item in record.items
+        }
+
+    about = {"about/index.html", "search/search_index.json"}
+    home = {"index.html", "search/search_index.json"}
+    second = deploy_from_fresh_runner("runner-2", "about.md", "# About\n\nNew team.\n")
+    assert second == {url for path in GUIDE_CHANGES | about for url in urls_of(path)}
+    third = deploy_from_fresh_runner("runner-3", "index.md", "# Home\n\nWelcome back.\n")
+    assert third == {url for path in about | home for url in urls_of(path)}
