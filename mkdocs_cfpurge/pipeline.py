@@ -107,7 +107,8 @@ def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
     """When most pages changed, say why that usually happens."""
     if old is None:
         return None
-    pages = [p for p in new.files if p.endswith(".html")]
+    # Pages in both builds only: a new version or section adds pages without changing others.
+    pages = [p for p in new.files if p.endswith(".html") and p in old.files]
     changed = [p for p in pages if old.files.get(p) != new.files[p]]
     if len(pages) < 10 or len(changed) * 2 <= len(pages):
         return None

@@ -21,6 +21,7 @@ from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority
 
 from mkdocs_cfpurge import ghpages, pipeline
+from mkdocs_cfpurge.branchdiff import mike_build_version
 from mkdocs_cfpurge.changes import RESENT
 from mkdocs_cfpurge.config import CfPurgeConfig
 from mkdocs_cfpurge.errors import CfPurgeError
@@ -134,6 +135,17 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         self._reset()
         if not self.config.enabled or self._command == "serve" or is_serve_build(config):
+            return None
+        version = mike_build_version(self.env)
+        if self._command == "mike" or version is not None:
+            # mike builds each version in a subprocess before it commits and pushes: the purge
+            # belongs after the push, over the whole branch (`mkdocs-cfpurge purge-branch`).
+            if version is not None:
+                log.info(
+                    "cfpurge: mike is building version %s: nothing is hashed or purged here; "
+                    "after `mike deploy --push`, run `mkdocs-cfpurge purge-branch`",
+                    version,
+                )
             return None
         try:
             settings = settings_from_config(self.config, config, self.env)
