@@ -414,7 +414,7 @@ def test_dry_run_previews_each_deploy_and_sends_nothing(
 
 # --- the systemd unit in the docs -----------------------------------------------------------
 
-UNIT = Path(__file__).resolve().parents[1] / "docs-snippets" / "mkdocs-cfpurge-watch.service"
+UNIT = Path(__file__).resolve().parents[1] / "contrib" / "mkdocs-cfpurge-watch.service"
 
 
 def unit_settings(text: str) -> dict[str, list[str]]:
