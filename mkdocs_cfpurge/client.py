@@ -23,7 +23,7 @@ from mkdocs_cfpurge.limits import GLOBAL_REQUESTS, GLOBAL_WINDOW, PLAN_LIMITS, T
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.models import Envelope, Zone, purge_body_adapter
 from mkdocs_cfpurge.plan import Body, purge_type
-from mkdocs_cfpurge.settings import Credentials, check_api_base
+from mkdocs_cfpurge.settings import Credentials, check_api_base, is_loopback
 
 RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 # Over-cap `files` batches come back as 400 with a message and no fixed code.
@@ -78,6 +78,7 @@ class CloudflareClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.api_base = check_api_base(api_base)
@@ -89,16 +90,23 @@ class CloudflareClient:
         self._sleep = sleep
         self._rng = rng or random.Random()
         limits = PLAN_LIMITS[plan]
-        self._url_bucket = TokenBucket(limits.url_rate, limits.url_burst)
-        self._flex_bucket = TokenBucket(limits.flex_rate, limits.flex_burst)
-        self._api_bucket = TokenBucket(GLOBAL_REQUESTS / GLOBAL_WINDOW, GLOBAL_REQUESTS)
+        # `clock` drives the buckets; `sleep` must advance it (both default to real time).
+        self._url_bucket = TokenBucket(limits.url_rate, limits.url_burst, clock=clock)
+        self._flex_bucket = TokenBucket(limits.flex_rate, limits.flex_burst, clock=clock)
+        self._api_bucket = TokenBucket(
+            GLOBAL_REQUESTS / GLOBAL_WINDOW, GLOBAL_REQUESTS, clock=clock
+        )
         # Credentials ride on this client only, whose base URL is api_base: they go nowhere else.
+        # Plain http is allowed on loopback only; an HTTP_PROXY from the environment must not
+        # carry the credentials off this machine in clear.
+        loopback = is_loopback(httpx.URL(self.api_base).host)
         self._http = httpx.Client(
             base_url=self.api_base + "/",
             headers={**credentials.headers(), "User-Agent": "mkdocs-cfpurge"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             follow_redirects=False,
+            trust_env=not loopback,
         )
 
     def __enter__(self) -> CloudflareClient:
@@ -217,7 +225,14 @@ class CloudflareClient:
 
     def purge(self, body: Body) -> str | None:
         """Send one body; return Cloudflare's purge id."""
-        purge_body_adapter.validate_python(body)
+        try:
+            purge_body_adapter.validate_python(body)
+        except ValidationError as exc:
+            raise CfPurgeError(
+                "refusing to send a purge body Cloudflare would reject: "
+                f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
+                exit_code=EXIT_PURGE_FAILED,
+            ) from None
         kind = purge_type(body)
         if kind == "files":
             self._url_bucket.take(len(body["files"]), self._wait_logged)
@@ -247,6 +262,10 @@ class CloudflareClient:
         done_urls = sent = 0
         while queue:
             body = queue.popleft()
+            if len(body.get("files", ())) > self.max_files:
+                # Queued before Cloudflare taught us a smaller cap: refit, don't get refused again.
+                queue.extendleft(reversed(self._fit(body)))
+                continue
             try:
                 self.purge(body)
             except CfPurgeError as exc:

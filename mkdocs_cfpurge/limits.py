@@ -74,6 +74,8 @@ class TokenBucket:
         sleep = sleep or time.sleep
         waited = 0.0
         while (wait := self.try_take(amount)) > 0:
+            # Never a wait too small to move the clock (a spin with a coarse or fake clock).
+            wait = max(wait, 1e-3)
             sleep(wait)
             waited += wait
         return waited

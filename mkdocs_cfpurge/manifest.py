@@ -173,8 +173,8 @@ def hash_file(path: str, normalize: Normalizer | None = None, rel: str = "") -> 
 def _hash(path: str, normalize: Normalizer | None, rel: str, buffer: memoryview) -> str:
     """sha256 of a file's bytes (normalized first when `normalize` applies to `rel`).
 
-    Unbuffered reads into a buffer the caller reuses: no allocation per file, and hashlib
-    releases the GIL while it digests (and the kernel while it copies), so threads scale.
+    Unbuffered reads into a buffer the caller reuses: no allocation per file. hashlib releases
+    the GIL while it digests (and so does a read while the kernel copies), so threads overlap.
     """
     with open(path, "rb", buffering=0) as handle:
         if normalize is not None and normalize.applies(rel):

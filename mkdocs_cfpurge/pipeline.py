@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from mkdocs_cfpurge.changes import diff
 from mkdocs_cfpurge.errors import CfPurgeError
@@ -17,7 +18,7 @@ from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.manifest import Manifest, build_manifest
 from mkdocs_cfpurge.noise import make_normalizer
 from mkdocs_cfpurge.origin import MARKER_NAME
-from mkdocs_cfpurge.plan import PurgePlan, build_plan, merge_requests
+from mkdocs_cfpurge.plan import Body, PurgePlan, build_plan, merge_requests
 from mkdocs_cfpurge.report import append_step_summary, markdown_summary, text_summary
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
@@ -141,6 +142,21 @@ def report(plan: PurgePlan, settings: Settings, env: Mapping[str, str] = os.envi
     return markdown
 
 
+def hosts_of(requests: list[Body], site_hosts: tuple[str, ...]) -> list[str]:
+    """Every host a purge touches: the site's, and those named in the bodies (extra URLs,
+    pending or saved plans), so the zone check covers them all."""
+    hosts = dict.fromkeys(site_hosts)
+    for body in requests:
+        for item in body.get("files", ()):
+            url = item["url"] if isinstance(item, dict) else item
+            hosts[urlsplit(url).netloc.lower()] = None
+        for item in body.get("prefixes", ()):
+            hosts[item.split("/", 1)[0].lower()] = None
+        for item in body.get("hosts", ()):
+            hosts[item.lower()] = None
+    return list(hosts)
+
+
 @dataclass
 class PurgeResult:
     plan: PurgePlan
@@ -194,7 +210,7 @@ def deploy(
             return PurgeResult(plan, 0)
         with (client_factory or default_client)(settings) as client:
             if settings.verify_zone:
-                client.check_zone(settings.mapper().hosts)
+                client.check_zone(hosts_of(plan.requests, settings.mapper().hosts))
             state.save_pending(Pending(plan.requests, to_commit))
             from mkdocs_cfpurge.client import PurgeIncomplete
 

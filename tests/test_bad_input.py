@@ -110,6 +110,9 @@ CASES: dict[str, Case] = {
     "file name with a newline": Case([], "two\\nlines.html", prepare=_newline_name),
     "empty site": Case([], "holds no files", prepare=_empty_site),
     "zone that does not own the host": Case(["--host", "docs.other.org"], "docs.other.org"),
+    "extra URL on a host outside the zone": Case(
+        ["--extra-url", "https://feeds.other.org/rss.xml"], "feeds.other.org"
+    ),
 }
 
 
