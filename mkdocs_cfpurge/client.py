@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -88,6 +89,8 @@ class CloudflareClient:
         self.retry = retry or RetryPolicy()
         self._secrets = credentials.secrets()
         self._sleep = sleep
+        # Set (from any thread) to end purge_all() before its next request.
+        self.stop_requested = threading.Event()
         self._rng = rng or random.Random()
         limits = PLAN_LIMITS[plan]
         # `clock` drives the buckets; `sleep` must advance it (both default to real time).
@@ -262,6 +265,10 @@ class CloudflareClient:
         done_urls = sent = 0
         while queue:
             body = queue.popleft()
+            if self.stop_requested.is_set():
+                # Between requests only: the one in flight completed; the rest stays owed.
+                stopped = CfPurgeError("stopped on request", exit_code=EXIT_PURGE_FAILED)
+                raise PurgeIncomplete(stopped, [body, *queue])
             if len(body.get("files", ())) > self.max_files:
                 # Queued before Cloudflare taught us a smaller cap: refit, don't get refused again.
                 queue.extendleft(reversed(self._fit(body)))

@@ -485,21 +485,10 @@ class DeployWatcher:
         return Round(number, outcome, len(manifest.files), plan, result.requests_sent)
 
     def _client(self, settings: Settings) -> CloudflareClient:
-        """The pipeline's client, made to stop between requests once a stop is asked for."""
+        """The pipeline's client, stopping between requests once the watcher is asked to stop:
+        the request in flight completes and deploy() keeps the rest in pending.json."""
         client = (self.client_factory or pipeline.default_client)(settings)
-        send = client.purge
-        stop = self._stop_requests
-
-        def purge(body: Body) -> str | None:
-            # Checked before each request, never during one: the request in flight completes,
-            # and purge_all reports this one and the rest as unsent, which deploy() keeps in
-            # pending.json for the next run.
-            if stop.is_set():
-                raise CfPurgeError("the watcher was asked to stop", exit_code=EXIT_PURGE_FAILED)
-            return send(body)
-
-        # An instance attribute: purge_all() calls self.purge, so it goes through the check.
-        client.purge = purge  # type: ignore[method-assign]
+        client.stop_requested = self._stop_requests
         return client
 
 
