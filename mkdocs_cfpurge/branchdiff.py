@@ -19,10 +19,10 @@ import hashlib
 import posixpath
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mkdocs_cfpurge import git, pipeline
 from mkdocs_cfpurge.changes import Status
@@ -30,9 +30,13 @@ from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, EXIT_USAGE, CfPurgeError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.manifest import Manifest, Normalizer, compile_excludes
 from mkdocs_cfpurge.noise import make_normalizer
+from mkdocs_cfpurge.origin import poll_origin
 from mkdocs_cfpurge.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.urls import encode_path
+
+if TYPE_CHECKING:
+    import httpx
 
 # mike runs `mkdocs build` with this variable set to the version being built.
 MIKE_VERSION_VAR = "MIKE_DOCS_VERSION"
@@ -281,55 +285,26 @@ def wait_for_branch(
     clock: Callable[[], float] = time.monotonic,
 ) -> float:
     """Poll the origin until it serves the probe's file as the branch head has it."""
-    import httpx
 
-    url = origin_url.rstrip("/") + "/" + encode_path(probe.path)
+    def check(response: httpx.Response) -> tuple[bool, str]:
+        last = f"HTTP {response.status_code}"
+        if probe.blob is None:
+            return response.status_code == 404, last
+        if not response.is_success:
+            return False, last
+        served = blob_id(response.content)
+        return served == probe.blob, f"{last}, blob {served[:12]}"
+
     expected = "a 404" if probe.blob is None else f"blob {probe.blob[:12]}"
-    start = clock()
-    deadline = start + timeout
-    last = "no answer yet"
-    with httpx.Client(timeout=min(30.0, max(interval, 5.0)), follow_redirects=True) as http:
-        while True:
-            try:
-                response = http.get(
-                    url,
-                    params={"cfpurge": uuid.uuid4().hex},  # past any cache keyed on the URL
-                    headers={"Cache-Control": "no-cache", "Pragma": "no-cache"},
-                )
-                if probe.blob is None:
-                    done = response.status_code == 404
-                else:
-                    done = response.is_success and blob_id(response.content) == probe.blob
-                if done:
-                    waited = clock() - start
-                    log.info(
-                        "cfpurge: the origin serves the branch head (%s, after %.0fs)",
-                        probe.path,
-                        waited,
-                    )
-                    return waited
-                last = f"HTTP {response.status_code}"
-                if response.is_success:
-                    last += f", blob {blob_id(response.content)[:12]}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            now = clock()
-            if now >= deadline:
-                raise CfPurgeError(
-                    f"the origin did not serve {url} as the branch head has it ({expected}) "
-                    f"within {timeout:.0f}s (last answer: {last}); nothing purged. The purge is "
-                    "kept as pending: run `mkdocs-cfpurge purge-branch` again once the site is "
-                    "published",
-                    exit_code=EXIT_PURGE_FAILED,
-                )
-            log.info(
-                "cfpurge: waiting for the origin to serve the branch head (%s: %s; %.0fs of %.0fs)",
-                probe.path,
-                last,
-                now - start,
-                timeout,
-            )
-            sleep(min(interval, max(0.0, deadline - now)))
+    return poll_origin(
+        origin_url.rstrip("/") + "/" + encode_path(probe.path),
+        check,
+        what=f"the branch head's {probe.path} ({expected})",
+        timeout=timeout,
+        interval=interval,
+        sleep=sleep,
+        clock=clock,
+    )
 
 
 @dataclass(frozen=True)

@@ -92,6 +92,13 @@ def purge_options(func: F) -> F:
     return func
 
 
+def origin_timing_options(func: F) -> F:
+    """How long and how often to poll the origin before purging."""
+    seconds = click.FloatRange(min=0, min_open=True)
+    func = click.option("--origin-interval", type=seconds, default=10.0, show_default=True)(func)
+    return click.option("--origin-timeout", type=seconds, default=600.0, show_default=True)(func)
+
+
 def _headers(values: tuple[str, ...]) -> list[dict[str, str]]:
     maps = []
     for value in values:
@@ -228,18 +235,7 @@ def mark(
     help=f"Before purging, wait until the origin serves SITE_DIR's {MARKER_NAME} (see `mark`).",
 )
 @click.option("--origin-url", help="Where to poll for the marker. Default: --site-url.")
-@click.option(
-    "--origin-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=600.0,
-    show_default=True,
-)
-@click.option(
-    "--origin-interval",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-)
+@origin_timing_options
 def purge(
     site_dir: Path | None,
     plan_file: Path | None,
@@ -372,18 +368,7 @@ BRANCH_MANIFEST = ".cache/plugin/cfpurge/branch/manifest.json"
     "head has it.",
 )
 @click.option("--origin-url", help="Where the branch's root is served. Default: --site-url.")
-@click.option(
-    "--origin-timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=600.0,
-    show_default=True,
-)
-@click.option(
-    "--origin-interval",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-)
+@origin_timing_options
 def purge_branch(
     repo: Path,
     remote: str,

@@ -11,12 +11,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mkdocs_cfpurge.atomic import write_atomic
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.manifest import Manifest
+
+if TYPE_CHECKING:
+    import httpx
 
 MARKER_NAME = "cfpurge-build.json"
 MARKER_VERSION = 1
@@ -54,19 +57,26 @@ def served_digest(body: bytes) -> str | None:
         return None
 
 
-def wait_for_origin(
-    origin_url: str,
-    digest: str,
+# What a poll of the origin made of the answer: (done, a few words on it for the progress line).
+Check = Callable[["httpx.Response"], tuple[bool, str]]
+
+
+def poll_origin(
+    url: str,
+    check: Check,
     *,
-    timeout: float = 600.0,
-    interval: float = 10.0,
+    what: str,
+    timeout: float,
+    interval: float,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> float:
-    """Poll the origin's marker until it holds `digest`; return the seconds waited."""
+    """GET `url` past every cache until `check` is satisfied; return the seconds waited.
+
+    On timeout, a CfPurgeError (exit 1) says what the origin last answered.
+    """
     import httpx
 
-    url = marker_url(origin_url)
     start = clock()
     deadline = start + timeout
     last = "no answer yet"
@@ -79,28 +89,54 @@ def wait_for_origin(
                     params={"cfpurge": uuid.uuid4().hex},  # past any cache keyed on the URL
                     headers={"Cache-Control": "no-cache", "Pragma": "no-cache"},
                 )
-                served = served_digest(response.content) if response.is_success else None
-                if served == digest:
+                done, last = check(response)
+                if done:
                     waited = clock() - start
-                    log.info("cfpurge: the origin serves this build (after %.0fs)", waited)
+                    log.info("cfpurge: the origin serves %s (after %.0fs)", what, waited)
                     return waited
-                last = f"HTTP {response.status_code}" + (", an earlier build" if served else "")
             except httpx.HTTPError as exc:
                 last = type(exc).__name__
             now = clock()
             if now >= deadline:
                 raise CfPurgeError(
-                    f"the origin {url} did not serve this build within {timeout:.0f}s "
-                    f"(last answer: {last}); nothing purged. The plan is kept: run "
-                    "`mkdocs-cfpurge purge` once the site is published",
+                    f"the origin did not serve {what} at {url} within {timeout:.0f}s (last "
+                    f"answer: {last}); nothing purged",
                     exit_code=EXIT_PURGE_FAILED,
                 )
             if now - last_logged >= PROGRESS_EVERY:
                 last_logged = now
                 log.info(
-                    "cfpurge: waiting for the origin to serve this build (%s; %.0fs of %.0fs)",
+                    "cfpurge: waiting for the origin to serve %s (%s; %.0fs of %.0fs)",
+                    what,
                     last,
                     now - start,
                     timeout,
                 )
             sleep(min(interval, max(0.0, deadline - now)))
+
+
+def wait_for_origin(
+    origin_url: str,
+    digest: str,
+    *,
+    timeout: float = 600.0,
+    interval: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> float:
+    """Poll the origin's marker until it holds `digest`; return the seconds waited."""
+
+    def check(response: httpx.Response) -> tuple[bool, str]:
+        served = served_digest(response.content) if response.is_success else None
+        earlier = ", an earlier build" if served else ""
+        return served == digest, f"HTTP {response.status_code}{earlier}"
+
+    return poll_origin(
+        marker_url(origin_url),
+        check,
+        what="this build",
+        timeout=timeout,
+        interval=interval,
+        sleep=sleep,
+        clock=clock,
+    )
