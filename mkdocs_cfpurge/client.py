@@ -26,6 +26,7 @@ from mkdocs_cfpurge.models import Envelope, Zone, purge_body_adapter
 from mkdocs_cfpurge.plan import Body, purge_type
 from mkdocs_cfpurge.settings import Credentials, check_api_base, is_loopback
 
+MAX_RETRY_AFTER = 300.0
 RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 # Over-cap `files` batches come back as 400 with a message and no fixed code.
 _TOO_MANY = re.compile(r"(more than|too many|exceed|maximum|limit)", re.IGNORECASE)
@@ -184,7 +185,8 @@ class CloudflareClient:
         if value is None:
             return None
         try:
-            return max(0.0, float(value))
+            # Cloudflare's longest window is five minutes: a larger value would only stall CI.
+            return min(MAX_RETRY_AFTER, max(0.0, float(value)))
         except ValueError:
             return None
 

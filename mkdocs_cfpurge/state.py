@@ -23,7 +23,7 @@ from types import TracebackType
 from typing import Any
 
 from mkdocs_cfpurge.atomic import write_atomic
-from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
 from mkdocs_cfpurge.manifest import Manifest, load_manifest
 from mkdocs_cfpurge.plan import Body, check_body
 
@@ -62,13 +62,24 @@ class StateStore:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     os.close(fd)
+                    # Exit 1, not 2: nothing is wrong with the input, a retry later succeeds.
                     raise CfPurgeError(
                         f"another mkdocs-cfpurge run holds the lock {str(self.lock_path)!r} "
-                        f"(waited {self.lock_timeout:.0f}s); let it finish, then run again"
+                        f"(waited {self.lock_timeout:.0f}s); let it finish, then run again",
+                        exit_code=EXIT_PURGE_FAILED,
                     ) from None
                 time.sleep(0.1)
         self._lock_fd = fd
+        self._remove_stale_temp_files()
         return self
+
+    def _remove_stale_temp_files(self) -> None:
+        """A process killed mid-write leaves its temp file behind; only a lock holder writes
+        them, so once the lock is ours any that remain are leftovers."""
+        for name in (self.manifest_path.name, self.pending_path.name):
+            for leftover in self.manifest_path.parent.glob(f".{name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
 
     def __exit__(
         self,

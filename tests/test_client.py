@@ -246,6 +246,16 @@ def test_429_storm_honours_retry_after(
     assert len(retries) == 4 and all("HTTP 429" in m for m in retries)
 
 
+def test_an_outsized_retry_after_is_capped_at_cloudflares_window(
+    cf: LocalCloudflare, clock: FakeTime
+) -> None:
+    cf.fail_next(1, 429, retry_after=86400)
+    with make_client(cf, clock) as client:
+        client.purge({"files": urls(2)})
+    assert clock.sleeps == [300.0]
+    assert accepted_items(cf) == urls(2)
+
+
 def test_5xx_is_retried_with_exponential_backoff_and_jitter(
     cf: LocalCloudflare, clock: FakeTime
 ) -> None:

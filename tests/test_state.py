@@ -52,7 +52,7 @@ def test_a_second_store_stops_with_a_clear_message_while_the_first_holds_the_loc
         assert "another mkdocs-cfpurge run holds the lock" in message
         assert str(path.with_name("manifest.json.lock")) in message
         assert "let it finish, then run again" in message
-        assert caught.value.exit_code == 2
+        assert caught.value.exit_code == 1
     with StateStore(path, SITE, lock_timeout=0.2):  # released on exit
         pass
 
@@ -239,3 +239,18 @@ def test_a_commit_that_fails_part_way_leaves_the_old_manifest_whole(
         assert store.pending_path.read_bytes() == pending_bytes
         assert store.load_pending() == Pending(REQUESTS, new)
     assert files_in(path.parent) == {"manifest.json", "pending.json", "manifest.json.lock"}
+
+
+def test_temp_files_left_by_a_killed_write_are_removed_by_the_next_lock_holder(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state" / "manifest.json"
+    path.parent.mkdir()
+    leftovers = [path.parent / ".manifest.json.k1ll3d.tmp", path.parent / ".pending.json.x9.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a file")
+    keep = path.parent / "notes.tmp"
+    keep.write_text("not ours")
+    with StateStore(path, SITE):
+        assert not any(leftover.exists() for leftover in leftovers)
+    assert keep.exists()
