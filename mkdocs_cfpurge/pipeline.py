@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from mkdocs_cfpurge.atomic import write_atomic
 from mkdocs_cfpurge.changes import diff
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.log import log
@@ -129,15 +130,16 @@ def preview(settings: Settings, new: Manifest, baseline: Manifest | None = None)
 
 
 def report(plan: PurgePlan, settings: Settings, env: Mapping[str, str] = os.environ) -> str:
-    """Log the summary, write the plan file and the CI job summary; return the Markdown."""
+    """Log the summary, write the plan (JSON and Markdown) and the CI job summary; return the
+    Markdown."""
     dry_run = settings.dry_run
     for line in text_summary(plan, dry_run=dry_run).splitlines():
         log.info(line)
-    if settings.plan_path is not None:
-        from mkdocs_cfpurge.atomic import write_atomic
-
-        write_atomic(settings.plan_path, plan.to_json())
     markdown = markdown_summary(plan, dry_run=dry_run)
+    if settings.plan_path is not None:
+        write_atomic(settings.plan_path, plan.to_json())
+        # Beside the JSON, for a pull request comment or a CI artifact.
+        write_atomic(settings.plan_path.with_suffix(".md"), markdown.encode())
     append_step_summary(markdown, env)
     return markdown
 
