@@ -95,7 +95,15 @@ class CloudflareClient:
         self._rng = rng or random.Random()
         limits = PLAN_LIMITS[plan]
         # `clock` drives the buckets; `sleep` must advance it (both default to real time).
-        self._url_bucket = TokenBucket(limits.url_rate, limits.url_burst, clock=clock)
+        # Cloudflare counts a purge when it arrives, a moment after this client counted it. When
+        # that moment shrinks from one request to the next, Cloudflare's bucket holds fewer
+        # tokens than this one, and a body sent as soon as this one has enough is refused (429,
+        # then Retry-After: at least 1 s). Pacing this bucket 50 ms of URLs (at least one body)
+        # below the plan's burst keeps it behind Cloudflare's.
+        margin = max(float(max_files_per_request), limits.url_rate * 0.05)
+        self._url_bucket = TokenBucket(
+            limits.url_rate, max(1.0, limits.url_burst - margin), clock=clock
+        )
         self._flex_bucket = TokenBucket(limits.flex_rate, limits.flex_burst, clock=clock)
         self._api_bucket = TokenBucket(
             GLOBAL_REQUESTS / GLOBAL_WINDOW, GLOBAL_REQUESTS, clock=clock

@@ -7,12 +7,11 @@ releases the GIL while it digests, so the threads really use every core.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import re
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -79,6 +78,12 @@ def iter_site_files(site_dir: Path, excludes: GitIgnoreSpec | None = None) -> It
     Folder by folder, depth first, names sorted: a folder's files, then its subfolders. A folder
     that cannot be listed is skipped, as `os.walk` does.
     """
+    for rel, _ in _walk(site_dir, excludes):
+        yield rel
+
+
+def _walk(site_dir: Path, excludes: GitIgnoreSpec | None) -> Iterator[tuple[str, os.DirEntry[str]]]:
+    """`iter_site_files`, with each file's directory entry (its size costs no extra walk)."""
     if not site_dir.is_dir():
         raise CfPurgeError(f"site folder {str(site_dir)!r} does not exist or is not a folder")
     root = os.fspath(site_dir)
@@ -119,7 +124,7 @@ def iter_site_files(site_dir: Path, excludes: GitIgnoreSpec | None = None) -> It
                 continue  # never hashed nor purged: its name needs no URL
             _check_name(site_dir, rel)
             if _is_file(entry):  # a dangling symlink serves nothing
-                yield rel
+                yield rel, entry
         stack.extend(reversed(subdirs))
 
 
@@ -185,13 +190,19 @@ def _hash(path: str, normalize: Normalizer | None, rel: str, buffer: memoryview)
         return digest.hexdigest()
 
 
+def _size(entry: os.DirEntry[str]) -> int:
+    try:
+        return entry.stat().st_size
+    except OSError:
+        return 0  # gone or unreadable: hashing it reports the error
+
+
 def default_workers() -> int:
-    """Hashing threads: more than cores, so a thread waiting on a read leaves no core idle."""
-    return min(8, (os.cpu_count() or 1) + 2)
+    """Threads for the big files (the calling thread hashes the small ones)."""
+    return min(8, os.cpu_count() or 1)
 
 
-SMALL_SITE = 64  # fewer files than this are hashed in the calling thread
-SLICE = 64  # files per hashing task: a future costs about as much as hashing a small page
+BIG_FILE = 256 << 10  # from this size a file is hashed on a pool thread
 
 
 def build_manifest(
@@ -204,38 +215,36 @@ def build_manifest(
 ) -> Manifest:
     """Hash every file of a built site.
 
-    The walk (Python code, holding the GIL) runs in this thread while pool threads hash the
-    files already found (hashlib and file reads release the GIL), so the two overlap.
+    Files of `BIG_FILE` and more are hashed on `workers` pool threads, the others in this
+    thread. hashlib releases the GIL while it digests, so threads pay off for big files. For a
+    small page, the Python code and system calls around the digest take about as long as the
+    digest itself, and threads contending for the GIL at each of them cost more than they gain
+    (on two cores, 50k pages: twice the CPU time, 1.8x the wall time; benchmarks/hashing.py).
     """
     excludes = compile_excludes(exclude) if exclude else None
     root = os.fspath(site_dir)
-
-    def hash_all(rels: list[str]) -> list[str]:
-        buffer = memoryview(bytearray(CHUNK))  # one per task, reused for every file
-        return [_hash(os.path.join(root, rel), normalize, rel, buffer) for rel in rels]
-
-    walk = iter_site_files(site_dir, excludes)
+    # The whole walk first: its errors (symlink loops, bad names) come before any read error.
+    found = list(_walk(site_dir, excludes))
     workers = workers or default_workers()
-    paths = list(itertools.islice(walk, SMALL_SITE))
-    if len(paths) < SMALL_SITE or workers == 1:
-        paths += walk
-        hashes = hash_all(paths)
-    else:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            tasks = [pool.submit(hash_all, paths[:])]
-            try:
-                for rel in walk:
-                    paths.append(rel)
-                    if len(paths) % SLICE == 0:
-                        tasks.append(pool.submit(hash_all, paths[-SLICE:]))
-                if len(paths) % SLICE:
-                    tasks.append(pool.submit(hash_all, paths[-(len(paths) % SLICE) :]))
-                hashes = [digest for task in tasks for digest in task.result()]
-            except BaseException:
-                for task in tasks:  # a walk error (or Ctrl-C) need not wait for the hashing
-                    task.cancel()
-                raise
-    return Manifest(site_url=site_url, files=dict(zip(paths, hashes, strict=True)))
+    buffer = memoryview(bytearray(CHUNK))
+    hashes: list[str | Future[str]] = []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        try:
+            for rel, entry in found:
+                full = os.path.join(root, rel)
+                if workers > 1 and _size(entry) >= BIG_FILE:
+                    hashes.append(pool.submit(hash_file, full, normalize, rel))
+                else:
+                    hashes.append(_hash(full, normalize, rel, buffer))
+            digests = [h if isinstance(h, str) else h.result() for h in hashes]
+        except BaseException:
+            for h in hashes:  # an error (or Ctrl-C) need not wait for the other files
+                if not isinstance(h, str):
+                    h.cancel()
+            raise
+    return Manifest(
+        site_url=site_url, files=dict(zip((rel for rel, _ in found), digests, strict=True))
+    )
 
 
 def load_manifest(path: Path, site_url: str | None = None) -> Manifest | None:

@@ -7,6 +7,7 @@ same bytes, so a plan reviewed in a pull request is the plan that gets sent.
 
 from __future__ import annotations
 
+import bisect
 import json
 import posixpath
 from collections.abc import Collection, Iterable, Sequence
@@ -192,33 +193,56 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 
 def folders_of(paths: Iterable[str]) -> set[str]:
-    folders: set[str] = set()
-    for path in paths:
-        folder = posixpath.dirname(path)
+    """Every folder holding a file, at any depth ('' for the top is left out)."""
+    parents = {path.rpartition("/")[0] for path in paths}
+    parents.discard("")
+    folders = set(parents)
+    for parent in parents:
+        folder = parent.rpartition("/")[0]
         while folder and folder not in folders:
             folders.add(folder)
-            folder = posixpath.dirname(folder)
+            folder = folder.rpartition("/")[0]
     return folders
 
 
+def _strict_ancestors(folder: str) -> Iterable[str]:
+    folder = folder.rpartition("/")[0]
+    while folder:
+        yield folder
+        folder = folder.rpartition("/")[0]
+
+
+def _folders_missing_from(folders: Iterable[str], files: Collection[str]) -> list[str]:
+    """The folders no file of `files` lies in (one sort and a bisect each, not a folder set)."""
+    ordered = sorted(files)
+    missing = []
+    for folder in folders:
+        at = bisect.bisect_left(ordered, folder + "/")
+        if at == len(ordered) or not ordered[at].startswith(folder + "/"):
+            missing.append(folder)
+    return missing
+
+
 def folder_changes(
-    old_files: Collection[str], new_files: Collection[str], mapper: UrlMapper
+    changes: Sequence[Change],
+    old_files: Collection[str],
+    new_files: Collection[str],
+    mapper: UrlMapper,
 ) -> list[PlannedChange]:
     """The slashless `X` of every folder `X/` that appeared or disappeared.
 
     `/X` answers a redirect to `/X/` once the folder exists, a 404 before: both get cached.
+    Only an added file can make a folder appear, only a deleted one make it disappear.
     """
-    old, new = folders_of(old_files), folders_of(new_files)
+    added = folders_of(c.path for c in changes if c.status is Status.ADDED)
+    deleted = folders_of(c.path for c in changes if c.status is Status.DELETED)
+    appeared = _folders_missing_from(added, old_files) if added else []
+    removed = _folders_missing_from(deleted, new_files) if deleted else []
+    entries = [(f, Status.ADDED, "folder appeared: /X now redirects to /X/") for f in appeared]
+    entries += [(f, Status.DELETED, "folder removed: /X no longer redirects") for f in removed]
     return [
-        PlannedChange(
-            folder + "/",
-            Status.ADDED if folder in new else Status.DELETED,
-            "folder appeared: /X now redirects to /X/"
-            if folder in new
-            else "folder removed: /X no longer redirects",
-            tuple(mapper.folder_urls(folder)),
-        )
-        for folder in sorted(old ^ new)
+        PlannedChange(folder + "/", status, reason, tuple(mapper.folder_urls(folder)))
+        for folder, status, reason in sorted(entries)
     ]
 
 
@@ -242,8 +266,8 @@ def build_plan(
     planned = [
         PlannedChange(c.path, c.status, c.reason, tuple(mapper.urls(c.path))) for c in changes
     ]
-    if planned:
-        planned += folder_changes(old_files, new_files, mapper)
+    if old_files or new_files:  # without the file lists, no folder is known to come or go
+        planned += folder_changes(changes, old_files, new_files, mapper)
     plan = PurgePlan(str(mapper.site), zone_id, planned, [], strategy)
     if not planned:
         return plan
@@ -288,14 +312,16 @@ def build_plan(
 def collapse_folders(folders: Iterable[str]) -> list[str]:
     """Drop every folder that lies inside another one of the set."""
     kept: list[str] = []
+    seen: set[str] = set()
     for folder in sorted(set(folders)):
-        if not any(folder.startswith(parent + "/") for parent in kept):
+        if not any(parent in seen for parent in _strict_ancestors(folder)):
             kept.append(folder)
+            seen.add(folder)
     return kept
 
 
 def _inside(folder: str, parents: set[str]) -> bool:
-    return any(folder == parent or folder.startswith(parent + "/") for parent in parents)
+    return folder in parents or any(p in parents for p in _strict_ancestors(folder))
 
 
 def _prefix_bodies(

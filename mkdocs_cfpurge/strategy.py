@@ -9,8 +9,8 @@ taking down more than `max_collateral` unchanged URLs with one prefix.
 
 from __future__ import annotations
 
+import bisect
 import math
-import posixpath
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,11 +32,22 @@ API_RATE, API_BURST = GLOBAL_REQUESTS / GLOBAL_WINDOW, GLOBAL_REQUESTS
 
 
 def estimate_seconds(
-    urls: int, prefixes: int, limits: PlanLimits, max_files: int, everything: bool = False
+    urls: int,
+    prefixes: int,
+    limits: PlanLimits,
+    max_files: int,
+    everything: bool = False,
+    *,
+    whole_requests: bool = True,
 ) -> float:
-    """How long a purge of `urls` URLs and `prefixes` prefixes takes under the plan's limits."""
-    file_requests = math.ceil(urls / max_files)
-    flex_requests = math.ceil(prefixes / MAX_ITEMS_PER_FLEX_REQUEST) + int(everything)
+    """How long a purge of `urls` URLs and `prefixes` prefixes takes under the plan's limits.
+
+    `whole_requests=False` counts requests fractionally: the marginal cost of one more URL or
+    prefix, for comparing two choices without the steps of rounding up.
+    """
+    round_up = math.ceil if whole_requests else float
+    file_requests = round_up(urls / max_files)
+    flex_requests = round_up(prefixes / MAX_ITEMS_PER_FLEX_REQUEST) + int(everything)
     waits = (
         max(0.0, (urls - limits.url_burst) / limits.url_rate),
         max(0.0, (flex_requests - limits.flex_burst) / limits.flex_rate),
@@ -68,10 +79,60 @@ class AutoChoice:
 
 
 def _ancestors(path: str) -> Iterable[str]:
-    folder = posixpath.dirname(path)
+    # rpartition, not posixpath.dirname: the same for manifest paths (no '//', no leading '/'),
+    # several times faster.
+    folder = path.rpartition("/")[0]
     while folder:
         yield folder
-        folder = posixpath.dirname(folder)
+        folder = folder.rpartition("/")[0]
+
+
+# Characters MkDocs' link encoding escapes and a browser's raw request does not: a path with
+# one of them is cached under two URL paths (see urls.path_encodings).
+_ENCODED_TWO_WAYS = frozenset("!$&'()*+,;=:@[]^|")
+
+
+def _path_count(path: str) -> int:
+    """len(mapper.paths(path)), without percent-encoding anything."""
+    variants = 2 if path == "index.html" or path.endswith("/index.html") else 1
+    return variants if _ENCODED_TWO_WAYS.isdisjoint(path) else 2 * variants
+
+
+# Below this many changed URLs, exact URLs are cheap enough that no folder is worth a look.
+PREFIX_WORTHWHILE_URLS = 300
+
+
+class _Picks:
+    """Prefix folders picked so far, and what is still left to purge by URL."""
+
+    def __init__(self, counts: dict[str, list[int]], remaining: int) -> None:
+        self.counts = counts
+        self.remaining = remaining
+        self.picked: set[str] = set()
+        self.ordered: list[str] = []  # sorted: a folder's picked subfolders are one slice of it
+
+    def covered(self, folder: str) -> bool:
+        return folder in self.picked or any(a in self.picked for a in _ancestors(folder))
+
+    def _inner(self, folder: str) -> tuple[int, int]:
+        low = bisect.bisect_left(self.ordered, folder + "/")
+        high = bisect.bisect_left(self.ordered, folder + "0")  # '0' sorts right after '/'
+        return low, high
+
+    def trial(self, folder: str) -> tuple[int, int]:
+        """(URLs left, folders picked) if `folder` joined, replacing its picked subfolders."""
+        low, high = self._inner(folder)
+        inner = self.ordered[low:high]
+        gained = self.counts[folder][0] - sum(self.counts[p][0] for p in inner)
+        return self.remaining - gained, len(self.ordered) - len(inner) + 1
+
+    def add(self, folder: str, remaining: int) -> None:
+        low, high = self._inner(folder)
+        self.picked.difference_update(self.ordered[low:high])
+        del self.ordered[low:high]
+        bisect.insort(self.ordered, folder)
+        self.picked.add(folder)
+        self.remaining = remaining
 
 
 def choose(
@@ -83,50 +144,69 @@ def choose(
     budget: Budget,
     max_files: int,
 ) -> AutoChoice:
-    """Pick prefix folders (or purge_everything) so the purge fits the time budget.
+    """Pick prefix folders (or purge_everything) for a purge that is exact where it can be and
+    fits the time budget.
 
-    `changed` are the changed file paths; `loose_urls` counts URLs no folder can cover (extra
-    URLs, slashless folder variants).
+    Folders whose every file changed become prefixes first when they replace at least a full
+    request of URLs: as exact as URLs, in far fewer requests. Then, only if the purge still does
+    not fit, folders with some unchanged URLs (at most `max_collateral`), best ratio first. A
+    folder is only taken when it shortens the purge. `changed` are the changed file paths;
+    `loose_urls` counts URLs no folder can cover (extra URLs, slashless folder variants).
     """
     limits, plan_name = budget.limits, budget.plan_name
     max_seconds, max_collateral = budget.max_seconds, budget.max_collateral
     per_file = len(mapper.hosts) * len(mapper.schemes) * (1 + len(mapper.cache_key_headers))
     changed_set = set(changed)
-    counts: dict[str, list[int]] = {}  # folder -> [changed URLs, unchanged URLs]
-    for path in set(all_files) | changed_set:
-        weight = per_file * len(mapper.paths(path))
-        slot = 0 if path in changed_set else 1
-        for folder in _ancestors(path):
-            counts.setdefault(folder, [0, 0])[slot] += weight
-    remaining = sum(per_file * len(mapper.paths(p)) for p in changed_set) + loose_urls
+    remaining = sum(per_file * _path_count(p) for p in changed_set) + loose_urls
     choice = AutoChoice()
 
-    def fits(urls: int, folders: int) -> bool:
+    def seconds(urls: int, folders: int, whole_requests: bool = True) -> float:
         prefixes = folders * len(mapper.hosts)
-        return estimate_seconds(urls, prefixes, limits, max_files) <= max_seconds
+        return estimate_seconds(urls, prefixes, limits, max_files, whole_requests=whole_requests)
 
-    if fits(remaining, 0):
-        return choice
-    candidates = sorted(
+    if remaining < PREFIX_WORTHWHILE_URLS and seconds(remaining, 0) <= max_seconds:
+        return choice  # the common case: no need to look at the unchanged files at all
+    counts: dict[str, list[int]] = {}  # folder -> [changed URLs, unchanged URLs]
+    for path in (*changed_set, *(p for p in all_files if p not in changed_set)):
+        weight = per_file * _path_count(path)
+        slot = 0 if path in changed_set else 1
+        folder = path.rpartition("/")[0]
+        while folder:
+            entry = counts.get(folder)
+            if entry is None:
+                entry = counts[folder] = [0, 0]
+            entry[slot] += weight
+            folder = folder.rpartition("/")[0]
+    picks = _Picks(counts, remaining)
+
+    def consider(folders: Iterable[str], stop_when_fits: bool) -> None:
+        now = seconds(picks.remaining, len(picks.ordered), whole_requests=False)
+        for folder in folders:
+            if stop_when_fits and seconds(picks.remaining, len(picks.ordered)) <= max_seconds:
+                return
+            if picks.covered(folder):
+                continue
+            left, n_folders = picks.trial(folder)
+            then = seconds(left, n_folders, whole_requests=False)
+            if then < now:
+                picks.add(folder, left)
+                now = then
+
+    # Shallowest first: a whole changed folder then covers its subfolders at once.
+    whole = sorted(
+        (f for f, (c, u) in counts.items() if u == 0 and c >= max_files and _depth_ok(mapper, f)),
+        key=lambda f: (f.count("/"), f),
+    )
+    consider(whole, stop_when_fits=False)
+    partial = sorted(
         (f for f, (c, u) in counts.items() if c and u <= max_collateral and _depth_ok(mapper, f)),
         key=lambda f: (-counts[f][0] / (counts[f][1] + 1), -counts[f][0], f),
     )
-    picked: dict[str, None] = {}
-    for folder in candidates:
-        if fits(remaining, len(picked)):
-            break
-        if any(a in picked for a in _ancestors(folder)):
-            continue
-        inner = [p for p in picked if p.startswith(folder + "/")]
-        # URLs the new prefix covers beyond the prefixes it replaces.
-        gained = counts[folder][0] - sum(counts[p][0] for p in inner)
-        for p in inner:
-            del picked[p]
-        picked[folder] = None
-        remaining -= gained
-    needed = estimate_seconds(remaining, len(picked) * len(mapper.hosts), limits, max_files)
+    consider(partial, stop_when_fits=True)
+
+    needed = seconds(picks.remaining, len(picks.ordered))
     if needed <= max_seconds:
-        choice.folders = sorted(picked)
+        choice.folders = list(picks.ordered)
         choice.decisions = [
             {
                 "prefix_folder": f + "/",
@@ -135,10 +215,11 @@ def choose(
             }
             for f in choice.folders
         ]
-        choice.notes.append(
-            f"auto: {len(choice.folders)} folder prefix(es) and {remaining} URL(s), about "
-            f"{needed:.0f}s on the {plan_name} plan (budget {max_seconds:.0f}s)"
-        )
+        if choice.folders:
+            choice.notes.append(
+                f"auto: {len(choice.folders)} folder prefix(es) and {picks.remaining} URL(s), "
+                f"about {needed:.0f}s on the {plan_name} plan (budget {max_seconds:.0f}s)"
+            )
         return choice
     if budget.allow_everything:
         choice.everything = True
@@ -149,12 +230,13 @@ def choose(
         return choice
     raise CfPurgeError(
         f"option 'strategy': auto cannot fit this purge in max_purge_seconds "
-        f"({max_seconds:.0f}s): {remaining} URL(s) and {len(picked)} prefix folder(s) would take "
-        f"about {needed:.0f}s on the {plan_name} plan with max_collateral {max_collateral}. "
-        "Raise max_purge_seconds or max_collateral, set cloudflare_plan to your real plan, or "
-        "set allow_purge_everything: true"
+        f"({max_seconds:.0f}s): {picks.remaining} URL(s) and {len(picks.ordered)} prefix "
+        f"folder(s) would take about {needed:.0f}s on the {plan_name} plan with max_collateral "
+        f"{max_collateral}. Raise max_purge_seconds or max_collateral, set cloudflare_plan to "
+        "your real plan, or set allow_purge_everything: true"
     )
 
 
 def _depth_ok(mapper: UrlMapper, folder: str) -> bool:
-    return all(p.count("/") <= MAX_PREFIX_SEPARATORS for p in mapper.prefixes(folder))
+    # A prefix is host + site path + folder + "/": percent-encoding adds no separator.
+    return mapper.site.path.count("/") + folder.count("/") + 1 <= MAX_PREFIX_SEPARATORS

@@ -108,13 +108,28 @@ def test_when_nothing_fits_auto_stops_with_the_numbers_or_purges_everything_if_a
 
 def test_a_faster_plan_keeps_exact_urls_where_free_needs_prefixes() -> None:
     old = site(10, 500)
-    new = {**old, **{f"s{s}/p{p}/index.html": "v2" for s in range(5) for p in range(500)}}
+    # Half of every section: no folder changed whole, so only the budget calls for prefixes.
+    new = {**old, **{f"s{s}/p{p}/index.html": "v2" for s in range(10) for p in range(250)}}
     # 5,000 URLs: about 22 s on Free (800 URLs/s), 19 s on Pro (1,500 URLs/s).
     free = plan_for(old, new, Budget("free", max_seconds=20))
     pro = plan_for(old, new, Budget("pro", max_seconds=20))
     assert any("prefixes" in body for body in free.requests)
+    assert check(free, old, new)[1] == 0  # one-page folders: no collateral either
     assert all("files" in body for body in pro.requests)
     assert check(pro, old, new)[1] == 0
+
+
+def test_whole_changed_folders_go_out_as_prefixes_even_within_budget() -> None:
+    """A navigation change rewrites every page: a prefix per section is as exact as the URLs,
+    in a handful of requests instead of hundreds."""
+    old = site(4, 500)
+    new = {path: "v2" for path in old}
+    plan = plan_for(old, new, Budget("pro", max_seconds=600))
+    assert sorted(d["prefix_folder"] for d in plan.decisions) == [f"s{s}/" for s in range(4)]
+    assert check(plan, old, new)[1] == 0
+    assert len(plan.requests) <= 2  # one prefixes body, one files body for the top level
+    small = plan_for(old, {**old, "s1/p1/index.html": "v2"}, Budget("pro", max_seconds=600))
+    assert small.decisions == [] and all("files" in body for body in small.requests)
 
 
 def test_estimates_grow_with_the_work_and_shrink_with_the_plan() -> None:
@@ -123,3 +138,13 @@ def test_estimates_grow_with_the_work_and_shrink_with_the_plan() -> None:
     assert estimate_seconds(20000, 0, pro, 30) < estimate_seconds(20000, 0, free, 30)
     # Free allows 25 prefix requests at once, then 5 a minute.
     assert estimate_seconds(0, 2500, free, 30) < 10 < estimate_seconds(0, 3000, free, 30)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["index.html", "a/index.html", "c++/index.html", "a b/é.html", "x/y(1).html", "q/[v].css"],
+)
+def test_the_fast_url_count_matches_the_mapper(path: str) -> None:
+    from mkdocs_cfpurge.strategy import _path_count
+
+    assert _path_count(path) == len(MAPPER.paths(path))
