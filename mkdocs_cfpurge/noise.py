@@ -10,59 +10,83 @@ import gzip
 import re
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mkdocs_cfpurge.errors import config_error
 from mkdocs_cfpurge.manifest import Normalizer
 
-# Known MkDocs noise, opt-in by name in `ignore_changes`.
-PRESETS: dict[str, str] = {
-    # The mkdocs and readthedocs themes end every page with the build time.
-    "mkdocs-build-date": r"<!--\s*MkDocs version : [^\n]*\n\s*Build Date UTC : [^\n]*\n\s*-->",
-    # sitemap.xml's lastmod is the build day; sitemap.xml.gz is compared decompressed.
-    "sitemap-lastmod": r"<lastmod>[^<]*</lastmod>",
-}
 TEXT_SUFFIXES = (".html", ".htm", ".xml", ".json", ".txt", ".xhtml", ".rss", ".atom")
 
 
-def compile_patterns(
-    entries: Sequence[str], option: str = "ignore_changes"
-) -> list[re.Pattern[bytes]]:
-    patterns = []
+@dataclass(frozen=True)
+class Rule:
+    """A pattern to drop, the files it can occur in, and a literal it cannot match without
+    (checked first: a plain `in` costs far less than a regex over a large search index)."""
+
+    pattern: re.Pattern[bytes]
+    suffixes: tuple[str, ...] = TEXT_SUFFIXES
+    literal: bytes = b""
+
+    def strip(self, path: str, data: bytes) -> bytes:
+        if not path.endswith(self.suffixes) or self.literal not in data:
+            return data
+        return self.pattern.sub(b"", data)
+
+
+# Known MkDocs noise, opt-in by name in `ignore_changes`.
+PRESETS: dict[str, Rule] = {
+    # The mkdocs and readthedocs themes end every page with the build time.
+    "mkdocs-build-date": Rule(
+        re.compile(rb"<!--\s*MkDocs version : [^\n]*\n\s*Build Date UTC : [^\n]*\n\s*-->"),
+        (".html", ".htm"),
+        b"Build Date UTC",
+    ),
+    # sitemap.xml's lastmod is the build day; sitemap.xml.gz is compared decompressed.
+    "sitemap-lastmod": Rule(re.compile(rb"<lastmod>[^<]*</lastmod>"), (".xml",), b"<lastmod>"),
+}
+
+
+def compile_patterns(entries: Sequence[str], option: str = "ignore_changes") -> list[Rule]:
+    """Preset names or regular expressions (applied to every text output) as rules."""
+    rules = []
     for entry in entries:
-        source = PRESETS.get(entry, entry)
+        if entry in PRESETS:
+            rules.append(PRESETS[entry])
+            continue
         try:
-            patterns.append(re.compile(source.encode("utf-8")))
+            rules.append(Rule(re.compile(entry.encode("utf-8"))))
         except re.error as exc:
             raise config_error(option, f"{entry!r} is not a regular expression: {exc}") from None
-    return patterns
+    return rules
 
 
 class NoiseFilter:
     """Strips the noise from text outputs (and gzipped text, compared decompressed)."""
 
-    def __init__(self, patterns: Sequence[re.Pattern[bytes]]) -> None:
-        self.patterns = patterns
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = rules
 
     def applies(self, path: str) -> bool:
         lower = path.lower().removesuffix(".gz")
         return lower.endswith(TEXT_SUFFIXES)
 
-    def strip(self, data: bytes) -> bytes:
-        for pattern in self.patterns:
-            data = pattern.sub(b"", data)
+    def strip(self, path: str, data: bytes) -> bytes:
+        for rule in self.rules:
+            data = rule.strip(path, data)
         return data
 
     def __call__(self, path: str, data: bytes) -> bytes:
-        if not path.lower().endswith(".gz"):
-            return self.strip(data)
+        lower = path.lower()
+        if not lower.endswith(".gz"):
+            return self.strip(lower, data)
         try:
             # The gzip header holds a timestamp: compare what it decompresses to.
-            return b"gz:" + self.strip(gzip.decompress(data))
+            return b"gz:" + self.strip(lower[:-3], gzip.decompress(data))
         except (OSError, EOFError, zlib.error):
             return data
 
 
 def make_normalizer(entries: Sequence[str]) -> Normalizer | None:
     """The filter for `ignore_changes` entries (preset names or regular expressions)."""
-    patterns = compile_patterns(entries)
-    return NoiseFilter(patterns) if patterns else None
+    rules = compile_patterns(entries)
+    return NoiseFilter(rules) if rules else None

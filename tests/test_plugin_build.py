@@ -129,7 +129,11 @@ def test_edit_one_page_plans_exactly_its_urls_and_sends_nothing(
     # A dry run sends nothing and changes no state: the manifest is the baseline, byte for byte.
     assert trap.calls == []
     assert (tmp_path / MANIFEST_FILE).read_bytes() == baseline
-    assert tree_bytes(state) == {**state_before, "plan.json": (tmp_path / PLAN_FILE).read_bytes()}
+    reports = {
+        "plan.json": (tmp_path / PLAN_FILE).read_bytes(),
+        "plan.md": (tmp_path / PLAN_FILE).with_suffix(".md").read_bytes(),
+    }
+    assert tree_bytes(state) == {**state_before, **reports}  # only the plan and its report
     assert not (state / "pending.json").exists()
 
 
