@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mkdocs_cfpurge.atomic import write_atomic
@@ -165,7 +165,9 @@ class PurgeResult:
     requests_sent: int
 
 
-def default_client(settings: Settings) -> CloudflareClient:
+def default_client(settings: Settings, **options: Any) -> CloudflareClient:
+    """The client the settings describe; `options` (retry, timeout, sleep, transport...) go to
+    CloudflareClient as they are, so a caller changes how it sends, never where or as whom."""
     from mkdocs_cfpurge.client import CloudflareClient
 
     zone_id, credentials = settings.require_purge_access()
@@ -176,6 +178,7 @@ def default_client(settings: Settings) -> CloudflareClient:
         plan=settings.cloudflare_plan,
         method=settings.method,
         max_files_per_request=settings.max_files_per_request,
+        **options,
     )
 
 

@@ -435,12 +435,8 @@ def test_the_purge_under_test_is_long_and_covers_every_changed_url(world: World)
 
 def quick_client(settings: Settings) -> CloudflareClient:
     """The real client with a 0.5 s timeout and quick retries (4 attempts)."""
-    zone_id, credentials = settings.require_purge_access()
-    return CloudflareClient(
-        credentials,
-        zone_id,
-        api_base=settings.api_base,
-        max_files_per_request=settings.max_files_per_request,
+    return pipeline.default_client(
+        settings,
         retry=RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05),
         timeout=0.5,
         transport=httpx.HTTPTransport(verify=False),  # plain http to 127.0.0.1

@@ -7,6 +7,7 @@ leaves the API token in its output, its logs or any file it wrote (see `_guards`
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -147,23 +148,13 @@ def fast_clients(
     sleeps: list[float], *, attempts: int = 4, timeout: float = 10.0
 ) -> Callable[[Settings], CloudflareClient]:
     """A client_factory: the real client, with quick retries and a recording sleep."""
-
-    def factory(settings: Settings) -> CloudflareClient:
-        zone_id, credentials = settings.require_purge_access()
-        return CloudflareClient(
-            credentials,
-            zone_id,
-            api_base=settings.api_base,
-            plan=settings.cloudflare_plan,
-            method=settings.method,
-            max_files_per_request=settings.max_files_per_request,
-            retry=RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05),
-            timeout=timeout,
-            sleep=sleeps.append,
-            transport=httpx.HTTPTransport(verify=False),  # plain http to 127.0.0.1: no CA bundle
-        )
-
-    return factory
+    return functools.partial(
+        pipeline.default_client,
+        retry=RetryPolicy(attempts=attempts, base_delay=0.01, max_delay=0.05),
+        timeout=timeout,
+        sleep=sleeps.append,
+        transport=httpx.HTTPTransport(verify=False),  # plain http to 127.0.0.1: no CA bundle
+    )
 
 
 def baseline(root: Path, settings: Settings, pages: Mapping[str, str] = PAGES_V1) -> bytes:
