@@ -202,7 +202,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
         except CfPurgeError as exc:
             log.warning("cfpurge: cannot read %s/%s as a baseline: %s", remote, branch, exc)
             return None
-        if baseline is None:
+        if baseline is None and fetch:  # a plain build knows nothing of what was deployed
             log.info(
                 "cfpurge: %s/%s does not exist yet: first deploy, nothing to purge", remote, branch
             )
