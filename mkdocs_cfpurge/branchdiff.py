@@ -59,26 +59,6 @@ def mike_build_version(env: Mapping[str, str]) -> str | None:
 # --- a commit's tree as the site it serves ---------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TreeFile:
-    mode: str
-    blob: str
-
-
-def _ls_tree(repo: Path, commit: str) -> dict[str, TreeFile]:
-    """Path → mode and blob id of every blob (files and symlinks) in the commit's tree."""
-    out = git._git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
-    entries = {}
-    for entry in out.split("\0"):
-        if not entry:
-            continue
-        meta, path = entry.split("\t", 1)
-        mode, kind, sha = meta.split()
-        if kind == "blob":  # a submodule ("commit") serves nothing
-            entries[path] = TreeFile(mode, sha)
-    return entries
-
-
 class BlobReader:
     """Reads blobs through one `git cat-file --batch` process. Use as a context manager."""
 
@@ -169,7 +149,7 @@ def expand_links(files: Mapping[str, str], links: Mapping[str, str]) -> dict[str
 
 def tree_blobs(repo: Path, commit: str, exclude: Iterable[str] = ()) -> dict[str, str]:
     """Path → git blob id of every file the commit's tree serves, symlinks followed."""
-    entries = _ls_tree(repo, commit)
+    entries = git.tree_entries(repo, commit)
     files = {path: e.blob for path, e in entries.items() if e.mode != SYMLINK_MODE}
     links: dict[str, str] = {}
     symlinks = {path: e.blob for path, e in entries.items() if e.mode == SYMLINK_MODE}

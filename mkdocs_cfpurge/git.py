@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
@@ -92,15 +93,26 @@ def published_marker(
         return None
 
 
-def blob_hashes(repo: Path, commit: str) -> dict[str, str]:
-    """Path → git blob id of every file in a commit's tree."""
+@dataclass(frozen=True)
+class TreeFile:
+    mode: str  # 100644, 100755, or 120000 for a symlink
+    blob: str
+
+
+def tree_entries(repo: Path, commit: str) -> dict[str, TreeFile]:
+    """Path → mode and blob id of every blob (files and symlinks) in a commit's tree."""
     out = _git(repo, "ls-tree", "-r", "-z", "--full-tree", commit).stdout
-    hashes = {}
+    entries = {}
     for entry in out.split("\0"):
         if not entry:
             continue
         meta, path = entry.split("\t", 1)
-        _mode, kind, sha = meta.split()
-        if kind == "blob":
-            hashes[path] = sha
-    return hashes
+        mode, kind, sha = meta.split()
+        if kind == "blob":  # a submodule ("commit") serves nothing
+            entries[path] = TreeFile(mode, sha)
+    return entries
+
+
+def blob_hashes(repo: Path, commit: str) -> dict[str, str]:
+    """Path → git blob id of every file in a commit's tree."""
+    return {path: entry.blob for path, entry in tree_entries(repo, commit).items()}
