@@ -33,7 +33,7 @@ from _common import (
     write_results,
 )
 
-from mkdocs_cfpurge.manifest import BIG_FILE, build_manifest, default_workers, iter_site_files
+from mkdocs_cfpurge.build.manifest import BIG_FILE, build_manifest, default_workers, iter_site_files
 
 TARGET = 1.5
 SITE_URL = "https://docs.example.com/"

@@ -21,8 +21,8 @@ from typing import Any
 
 from _common import header, parser, table, timed, verdict, write_results
 
-from mkdocs_cfpurge.client import CloudflareClient
-from mkdocs_cfpurge.limits import PLAN_LIMITS, TokenBucket
+from mkdocs_cfpurge.cloudflare.client import CloudflareClient
+from mkdocs_cfpurge.cloudflare.limits import PLAN_LIMITS, TokenBucket
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.settings import Credentials
 

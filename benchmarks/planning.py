@@ -34,11 +34,11 @@ from typing import Any
 
 from _common import header, median, parser, table, temp_dir, timed, verdict, write_results
 
-from mkdocs_cfpurge.changes import diff
-from mkdocs_cfpurge.manifest import Manifest, load_manifest
-from mkdocs_cfpurge.plan import build_plan
+from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
+from mkdocs_cfpurge.plan.auto import Budget
+from mkdocs_cfpurge.plan.changes import diff
+from mkdocs_cfpurge.plan.plan import build_plan
 from mkdocs_cfpurge.settings import Settings
-from mkdocs_cfpurge.strategy import Budget
 
 TARGET_S = 1.0
 TARGET_MB = 300.0

@@ -51,13 +51,13 @@ from typing import Any
 from _common import header, md_table, parser, table, verdict, write_results
 
 from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.build.manifest import Manifest
+from mkdocs_cfpurge.build.noise import make_normalizer
+from mkdocs_cfpurge.cloudflare.limits import PLAN_LIMITS
 from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.limits import PLAN_LIMITS
-from mkdocs_cfpurge.manifest import Manifest
-from mkdocs_cfpurge.noise import make_normalizer
-from mkdocs_cfpurge.plan import PurgePlan
+from mkdocs_cfpurge.plan.auto import estimate_seconds
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
-from mkdocs_cfpurge.strategy import estimate_seconds
 
 HOST = "docs.example.com"
 SITE_URL = f"https://{HOST}/"

@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 import click
 
 from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.deploy.origin import MARKER_NAME, write_marker
+from mkdocs_cfpurge.deploy.origin import wait_for_origin as wait_for
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, EXIT_USAGE, CfPurgeError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.origin import MARKER_NAME, write_marker
-from mkdocs_cfpurge.origin import wait_for_origin as wait_for
-from mkdocs_cfpurge.plan import STRATEGIES, PurgePlan
-from mkdocs_cfpurge.report import markdown_summary, text_summary
+from mkdocs_cfpurge.plan.plan import STRATEGIES, PurgePlan
+from mkdocs_cfpurge.plan.report import markdown_summary, text_summary
 from mkdocs_cfpurge.settings import METHODS, Settings
 from mkdocs_cfpurge.state import pending_site_url
 
@@ -176,7 +176,7 @@ def plan(site_dir: Path, fmt: str, **kw: Any) -> None:
     settings = pipeline.with_site_hosts(make_settings(**kw, dry_run=True), _site_dir(site_dir))
     the_plan = pipeline.preview(settings, pipeline.scan(site_dir, settings))
     if settings.plan_path is not None:
-        from mkdocs_cfpurge.atomic import write_atomic
+        from mkdocs_cfpurge.build.atomic import write_atomic
 
         write_atomic(settings.plan_path, the_plan.to_json())
     if fmt == "json":
@@ -196,7 +196,7 @@ def manifest(site_dir: Path, site_url: str, exclude: tuple[str, ...], out: Path)
     """Record SITE_DIR as the baseline (what the origin serves now)."""
     settings = make_settings(site_url=site_url, exclude=exclude, manifest=out)
     if out.exists():
-        from mkdocs_cfpurge.manifest import load_manifest
+        from mkdocs_cfpurge.build.manifest import load_manifest
 
         load_manifest(out, str(settings.site))  # never overwrite another site's manifest
     built = pipeline.scan(_site_dir(site_dir), settings)
@@ -387,7 +387,7 @@ def purge_branch(
     removed anywhere in it (version folders, aliases, versions.json, the root index.html) is
     purged under --site-url, the URL the branch's root is served at.
     """
-    from mkdocs_cfpurge import branchdiff
+    from mkdocs_cfpurge.deploy import branch as branchdiff
 
     settings = make_settings(**kw)
     origin = None
@@ -459,7 +459,7 @@ def verify(
 
     Exit 1 when a page is stale (or could not be checked).
     """
-    from mkdocs_cfpurge.manifest import load_manifest
+    from mkdocs_cfpurge.build.manifest import load_manifest
     from mkdocs_cfpurge.verify import lines, verify_manifest
 
     if (site_dir is None) == (manifest_file is None):

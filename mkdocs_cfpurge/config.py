@@ -8,11 +8,12 @@ from typing import Any
 from mkdocs.config import base
 from mkdocs.config import config_options as c
 
+from mkdocs_cfpurge.build.manifest import compile_excludes
+from mkdocs_cfpurge.build.noise import compile_patterns
+from mkdocs_cfpurge.cloudflare.limits import PLANS
 from mkdocs_cfpurge.errors import ConfigError, config_error
-from mkdocs_cfpurge.limits import PLANS
-from mkdocs_cfpurge.manifest import compile_excludes
-from mkdocs_cfpurge.noise import compile_patterns
-from mkdocs_cfpurge.plan import STRATEGIES
+from mkdocs_cfpurge.plan.plan import STRATEGIES
+from mkdocs_cfpurge.plan.urls import SiteUrl, parse_host
 from mkdocs_cfpurge.settings import (
     METHODS,
     SCHEMES,
@@ -21,7 +22,6 @@ from mkdocs_cfpurge.settings import (
     check_max_files,
     parse_zone_id,
 )
-from mkdocs_cfpurge.urls import SiteUrl, parse_host
 from mkdocs_cfpurge.verify import check_connect_to
 
 

@@ -12,21 +12,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from mkdocs_cfpurge.atomic import write_atomic
-from mkdocs_cfpurge.changes import diff
+from mkdocs_cfpurge.build.atomic import write_atomic
+from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
+from mkdocs_cfpurge.build.noise import make_normalizer
+from mkdocs_cfpurge.deploy.origin import MARKER_NAME
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import Manifest, build_manifest
-from mkdocs_cfpurge.noise import make_normalizer
-from mkdocs_cfpurge.origin import MARKER_NAME
-from mkdocs_cfpurge.plan import Body, PurgePlan, build_plan, merge_requests
-from mkdocs_cfpurge.report import append_step_summary, markdown_summary, text_summary
+from mkdocs_cfpurge.plan.auto import Budget
+from mkdocs_cfpurge.plan.changes import diff
+from mkdocs_cfpurge.plan.plan import Body, PurgePlan, build_plan, merge_requests
+from mkdocs_cfpurge.plan.report import append_step_summary, markdown_summary, text_summary
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
-from mkdocs_cfpurge.strategy import Budget
 
 if TYPE_CHECKING:  # httpx and pydantic load only when a purge really runs
-    from mkdocs_cfpurge.client import CloudflareClient
+    from mkdocs_cfpurge.cloudflare.client import CloudflareClient
 
 ClientFactory = Callable[[Settings], "CloudflareClient"]
 
@@ -168,7 +168,7 @@ class PurgeResult:
 def default_client(settings: Settings, **options: Any) -> CloudflareClient:
     """The client the settings describe; `options` (retry, timeout, sleep, transport...) go to
     CloudflareClient as they are, so a caller changes how it sends, never where or as whom."""
-    from mkdocs_cfpurge.client import CloudflareClient
+    from mkdocs_cfpurge.cloudflare.client import CloudflareClient
 
     zone_id, credentials = settings.require_purge_access()
     return CloudflareClient(
@@ -217,7 +217,7 @@ def deploy(
             if settings.verify_zone:
                 client.check_zone(hosts_of(plan.requests, settings.mapper().hosts))
             state.save_pending(Pending(plan.requests, to_commit))
-            from mkdocs_cfpurge.client import PurgeIncomplete
+            from mkdocs_cfpurge.cloudflare.client import PurgeIncomplete
 
             try:
                 sent = client.purge_all(plan.requests)

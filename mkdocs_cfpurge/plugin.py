@@ -20,15 +20,16 @@ from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 from mkdocs.plugins import BasePlugin, event_priority
 
-from mkdocs_cfpurge import ghpages, pipeline
-from mkdocs_cfpurge.branchdiff import mike_build_version
-from mkdocs_cfpurge.changes import RESENT
+from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.config import CfPurgeConfig
+from mkdocs_cfpurge.deploy import ghpages
+from mkdocs_cfpurge.deploy.branch import mike_build_version
+from mkdocs_cfpurge.deploy.origin import write_marker
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import Manifest
-from mkdocs_cfpurge.origin import write_marker
-from mkdocs_cfpurge.plan import PurgePlan
+from mkdocs_cfpurge.plan.changes import RESENT
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from mkdocs_cfpurge.build.manifest import compile_excludes
+from mkdocs_cfpurge.build.noise import compile_patterns
+from mkdocs_cfpurge.cloudflare.limits import MAX_FILES_PER_REQUEST, PLANS
 from mkdocs_cfpurge.errors import config_error
-from mkdocs_cfpurge.limits import MAX_FILES_PER_REQUEST, PLANS
-from mkdocs_cfpurge.manifest import compile_excludes
-from mkdocs_cfpurge.noise import compile_patterns
-from mkdocs_cfpurge.plan import STRATEGIES
-from mkdocs_cfpurge.urls import SiteUrl, UrlMapper, parse_host
+from mkdocs_cfpurge.plan.plan import STRATEGIES
+from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper, parse_host
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 METHODS = ("purge", "invalidate")

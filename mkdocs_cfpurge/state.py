@@ -22,10 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mkdocs_cfpurge.atomic import write_atomic
+from mkdocs_cfpurge.build.atomic import write_atomic
+from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
-from mkdocs_cfpurge.manifest import Manifest, load_manifest
-from mkdocs_cfpurge.plan import Body, check_body
+from mkdocs_cfpurge.plan.plan import Body, check_body
 
 PENDING_VERSION = 1
 

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from mkdocs_cfpurge.changes import Status
+from mkdocs_cfpurge.build.manifest import Manifest, Normalizer
+from mkdocs_cfpurge.build.noise import make_normalizer
 from mkdocs_cfpurge.errors import config_error
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import Manifest, Normalizer
-from mkdocs_cfpurge.noise import make_normalizer
-from mkdocs_cfpurge.plan import PurgePlan
+from mkdocs_cfpurge.plan.changes import Status
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 
 if TYPE_CHECKING:

@@ -48,14 +48,14 @@ from watchdog.observers import Observer
 from watchdog.observers.api import ObservedWatch
 
 from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError, config_error
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import Manifest
-from mkdocs_cfpurge.plan import Body, PurgePlan
+from mkdocs_cfpurge.plan.plan import Body, PurgePlan
 from mkdocs_cfpurge.settings import Settings
 
 if TYPE_CHECKING:
-    from mkdocs_cfpurge.client import CloudflareClient
+    from mkdocs_cfpurge.cloudflare.client import CloudflareClient
 
 # rsync's in-progress copy of `name` is `.name.XXXXXX`; with --delay-updates every new file waits
 # in a `.~tmp~` folder until the end of the transfer.

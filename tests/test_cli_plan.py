@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mkdocs_cfpurge.build.manifest import load_manifest
 from mkdocs_cfpurge.cli import cli, main
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import load_manifest
 from tests.cfschema import load_purge_body_validator
 from tests.helpers import tree_bytes, write_files
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mkdocs_cfpurge.client import CloudflareClient, PurgeIncomplete, RetryPolicy
+from mkdocs_cfpurge.cloudflare.client import CloudflareClient, PurgeIncomplete, RetryPolicy
 from mkdocs_cfpurge.errors import CfPurgeError, ConfigError
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
 from mkdocs_cfpurge.settings import Credentials

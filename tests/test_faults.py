@@ -32,12 +32,12 @@ import httpx
 import pytest
 
 from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
 from mkdocs_cfpurge.cli import main
-from mkdocs_cfpurge.client import CloudflareClient, PurgeIncomplete, RetryPolicy
+from mkdocs_cfpurge.cloudflare.client import CloudflareClient, PurgeIncomplete, RetryPolicy
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
-from mkdocs_cfpurge.manifest import Manifest, load_manifest
-from mkdocs_cfpurge.plan import Body
+from mkdocs_cfpurge.plan.plan import Body
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
 from tests.cfschema import load_purge_body_validator

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mkdocs_cfpurge import atomic
-from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.manifest import (
+from mkdocs_cfpurge.build import atomic
+from mkdocs_cfpurge.build.manifest import (
     ALGORITHM,
     CHUNK,
     FORMAT_VERSION,
@@ -19,6 +18,7 @@ from mkdocs_cfpurge.manifest import (
     build_manifest,
     load_manifest,
 )
+from mkdocs_cfpurge.errors import CfPurgeError
 from tests.helpers import write_files
 
 SITE_URL = "https://example.com/docs/"

@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from mkdocs_cfpurge import branchdiff
+from mkdocs_cfpurge.build.noise import make_normalizer
+from mkdocs_cfpurge.deploy import branch as branchdiff
 from mkdocs_cfpurge.localcf import LocalCloudflare
-from mkdocs_cfpurge.noise import make_normalizer
 from tests.cfschema import load_purge_body_validator
 from tests.helpers import EPOCH, make_site, write_files
 from tests.pages_origin import PagesOrigin, export_tree

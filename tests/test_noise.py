@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
+from mkdocs_cfpurge.build.noise import PRESETS, make_normalizer
 from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.manifest import Manifest, build_manifest
-from mkdocs_cfpurge.noise import PRESETS, make_normalizer
 from mkdocs_cfpurge.pipeline import mass_change_hint
 from tests.helpers import make_site, read_plan, run_build, write_files
 

@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mkdocs_cfpurge.changes import Change, Status, diff
+from mkdocs_cfpurge.cloudflare.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
 from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
-from mkdocs_cfpurge.plan import PurgePlan, build_plan, check_body, merge_requests, purge_type
-from mkdocs_cfpurge.report import markdown_summary, text_summary
-from mkdocs_cfpurge.strategy import Budget
-from mkdocs_cfpurge.urls import SiteUrl, UrlMapper
+from mkdocs_cfpurge.plan.auto import Budget
+from mkdocs_cfpurge.plan.changes import Change, Status, diff
+from mkdocs_cfpurge.plan.plan import PurgePlan, build_plan, check_body, merge_requests, purge_type
+from mkdocs_cfpurge.plan.report import markdown_summary, text_summary
+from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
 from tests.cfschema import load_purge_body_validator
 
 validate_body = load_purge_body_validator()

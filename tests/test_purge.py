@@ -29,13 +29,13 @@ from mkdocs.exceptions import Abort, PluginError
 
 from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge import state as state_module
-from mkdocs_cfpurge.changes import Status
 from mkdocs_cfpurge.cli import main
-from mkdocs_cfpurge.client import CloudflareClient, RetryPolicy
+from mkdocs_cfpurge.cloudflare.client import CloudflareClient, RetryPolicy
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.plan import PurgePlan
+from mkdocs_cfpurge.plan.changes import Status
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 from tests.cfschema import load_purge_body_validator
 from tests.helpers import EPOCH, MANIFEST_FILE, ZONE_ID, make_site, run_build, write_files

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mkdocs_cfpurge import pipeline
-from mkdocs_cfpurge.manifest import Manifest
+from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.settings import Settings
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from mkdocs_cfpurge import state as state_module
+from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.manifest import Manifest
 from mkdocs_cfpurge.state import Pending, StateStore
 
 SITE = "https://docs.example.com/"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from cfschema import load_purge_body_validator
 
-from mkdocs_cfpurge.changes import diff
+from mkdocs_cfpurge.cloudflare.limits import PLAN_LIMITS
 from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.limits import PLAN_LIMITS
-from mkdocs_cfpurge.plan import PurgePlan, build_plan
-from mkdocs_cfpurge.strategy import Budget, estimate_seconds
-from mkdocs_cfpurge.urls import SiteUrl, UrlMapper
+from mkdocs_cfpurge.plan.auto import Budget, estimate_seconds
+from mkdocs_cfpurge.plan.changes import diff
+from mkdocs_cfpurge.plan.plan import PurgePlan, build_plan
+from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
 
 SITE = SiteUrl.parse("https://docs.example.com/")
 MAPPER = UrlMapper.create(SITE)
@@ -145,6 +145,6 @@ def test_estimates_grow_with_the_work_and_shrink_with_the_plan() -> None:
     ["index.html", "a/index.html", "c++/index.html", "a b/é.html", "x/y(1).html", "q/[v].css"],
 )
 def test_the_fast_url_count_matches_the_mapper(path: str) -> None:
-    from mkdocs_cfpurge.strategy import _path_count
+    from mkdocs_cfpurge.plan.auto import _path_count
 
     assert _path_count(path) == len(MAPPER.paths(path))

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mkdocs.structure.files import File
 
-from mkdocs_cfpurge.changes import Change, Status
 from mkdocs_cfpurge.errors import ConfigError
-from mkdocs_cfpurge.plan import build_plan
-from mkdocs_cfpurge.urls import SiteUrl, UrlMapper, parse_host
+from mkdocs_cfpurge.plan.changes import Change, Status
+from mkdocs_cfpurge.plan.plan import build_plan
+from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper, parse_host
 
 SITES = ["https://example.com/", "https://example.com/docs/"]
 

@@ -14,7 +14,7 @@ from mkdocs_cfpurge.cli import main
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.plan import PurgePlan
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.verify import check_connect_to, verify_plan
 from tests.helpers import write_files

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
-from mkdocs_cfpurge.plan import PurgePlan
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.watch import DeployWatcher, is_temporary
 from tests.helpers import write_files

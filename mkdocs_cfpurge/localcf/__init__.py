@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from mkdocs_cfpurge.limits import DEFAULT_FILES_PER_REQUEST
+from mkdocs_cfpurge.cloudflare.limits import DEFAULT_FILES_PER_REQUEST
 from mkdocs_cfpurge.localcf.api import ApiServer, RateLimiter, ZoneSettings, plan_limits
 from mkdocs_cfpurge.localcf.base import PurgeRecord
 from mkdocs_cfpurge.localcf.edge import CacheTags, EdgeResponse, EdgeServer, make_origin

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
-from mkdocs_cfpurge.limits import (
+from mkdocs_cfpurge.cloudflare.limits import (
     GLOBAL_REQUESTS,
     GLOBAL_WINDOW,
     MAX_ITEMS_PER_FLEX_REQUEST,

@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mkdocs_cfpurge.atomic import write_atomic
+from mkdocs_cfpurge.build.atomic import write_atomic
+from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import Manifest
 
 if TYPE_CHECKING:
     import httpx

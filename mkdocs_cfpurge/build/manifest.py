@@ -18,7 +18,7 @@ from typing import Protocol
 
 from pathspec import GitIgnoreSpec
 
-from mkdocs_cfpurge.atomic import write_atomic
+from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.errors import CfPurgeError, config_error
 
 FORMAT_VERSION = 1

@@ -15,8 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.limits import (
+from mkdocs_cfpurge.cloudflare.limits import (
     GLOBAL_REQUESTS,
     GLOBAL_WINDOW,
     MAX_ITEMS_PER_FLEX_REQUEST,
@@ -24,7 +23,8 @@ from mkdocs_cfpurge.limits import (
     PLAN_LIMITS,
     PlanLimits,
 )
-from mkdocs_cfpurge.urls import UrlMapper
+from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.plan.urls import UrlMapper
 
 # The Cloudflare API answers in about this long; the client sends one request at a time.
 REQUEST_LATENCY = 0.1

@@ -19,11 +19,16 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from mkdocs_cfpurge.cloudflare.limits import (
+    GLOBAL_REQUESTS,
+    GLOBAL_WINDOW,
+    PLAN_LIMITS,
+    TokenBucket,
+)
+from mkdocs_cfpurge.cloudflare.wire import Envelope, Zone, purge_body_adapter
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
-from mkdocs_cfpurge.limits import GLOBAL_REQUESTS, GLOBAL_WINDOW, PLAN_LIMITS, TokenBucket
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.models import Envelope, Zone, purge_body_adapter
-from mkdocs_cfpurge.plan import Body, purge_type
+from mkdocs_cfpurge.plan.plan import Body, purge_type
 from mkdocs_cfpurge.settings import Credentials, check_api_base, is_loopback
 
 MAX_RETRY_AFTER = 300.0

@@ -24,16 +24,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mkdocs_cfpurge import git, pipeline
-from mkdocs_cfpurge.changes import Status
+from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.build.manifest import Manifest, Normalizer, compile_excludes
+from mkdocs_cfpurge.build.noise import make_normalizer
+from mkdocs_cfpurge.deploy import git
+from mkdocs_cfpurge.deploy.origin import poll_origin
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, EXIT_USAGE, CfPurgeError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import Manifest, Normalizer, compile_excludes
-from mkdocs_cfpurge.noise import make_normalizer
-from mkdocs_cfpurge.origin import poll_origin
-from mkdocs_cfpurge.plan import PurgePlan
+from mkdocs_cfpurge.plan.changes import Status
+from mkdocs_cfpurge.plan.plan import PurgePlan
+from mkdocs_cfpurge.plan.urls import encode_path
 from mkdocs_cfpurge.settings import Settings
-from mkdocs_cfpurge.urls import encode_path
 
 if TYPE_CHECKING:
     import httpx

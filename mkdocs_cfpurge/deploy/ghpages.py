@@ -10,11 +10,11 @@ import shlex
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mkdocs_cfpurge import git
+from mkdocs_cfpurge.build.manifest import Manifest
+from mkdocs_cfpurge.deploy import git
+from mkdocs_cfpurge.deploy.origin import MARKER_NAME, wait_for_origin
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.manifest import Manifest
-from mkdocs_cfpurge.origin import MARKER_NAME, wait_for_origin
 from mkdocs_cfpurge.pipeline import ClientFactory, PurgeResult, deploy, save_pending_plan
 from mkdocs_cfpurge.settings import Settings
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mkdocs_cfpurge.errors import config_error
-from mkdocs_cfpurge.manifest import Normalizer
+from mkdocs_cfpurge.build.manifest import Normalizer
 
 TEXT_SUFFIXES = (".html", ".htm", ".xml", ".json", ".txt", ".xhtml", ".rss", ".atom")
 

@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from mkdocs_cfpurge.changes import Status
-from mkdocs_cfpurge.plan import PurgePlan, purge_type
+from mkdocs_cfpurge.plan.changes import Status
+from mkdocs_cfpurge.plan.plan import PurgePlan, purge_type
 
 SHOWN_URLS = 5
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mkdocs_cfpurge.changes import Change, Status
+from mkdocs_cfpurge.cloudflare.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
 from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
-from mkdocs_cfpurge.strategy import Budget, choose
-from mkdocs_cfpurge.urls import UrlMapper
+from mkdocs_cfpurge.plan.auto import Budget, choose
+from mkdocs_cfpurge.plan.changes import Change, Status
+from mkdocs_cfpurge.plan.urls import UrlMapper
 
 PLAN_VERSION = 1
 STRATEGIES = ("auto", "files", "prefixes", "everything")

@@ -7,8 +7,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
-from mkdocs_cfpurge.manifest import Manifest
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
