@@ -37,7 +37,7 @@ from _common import header, median, parser, table, temp_dir, timed, verdict, wri
 from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
 from mkdocs_cfpurge.plan.auto import Budget
 from mkdocs_cfpurge.plan.changes import diff
-from mkdocs_cfpurge.plan.plan import build_plan
+from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.settings import Settings
 
 TARGET_S = 1.0

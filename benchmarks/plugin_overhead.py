@@ -193,7 +193,7 @@ def seed_baseline(root: Path) -> tuple[Any, Any]:
 def plugin_work(root: Path, settings: Any) -> tuple[float, Any]:
     """What the plugin's on_post_build does, timed in this process."""
     from mkdocs_cfpurge import pipeline
-    from mkdocs_cfpurge.deploy.origin import write_marker
+    from mkdocs_cfpurge.build.marker import write_marker
 
     site = root / "site"
 

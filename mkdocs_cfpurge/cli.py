@@ -1,147 +1,142 @@
 """`mkdocs-cfpurge`: the pipeline on any built site folder, no MkDocs needed.
 
+Every option flag is generated from its one declaration in `settings.Options` (name, type,
+default, range, help), and every value is validated there, as the plugin's are.
+
 Exit codes: 0 done (or nothing to do), 1 purge failed or incomplete (what is owed is kept),
 2 usage or configuration error (nothing sent, nothing written).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from mkdocs_cfpurge import pipeline
-from mkdocs_cfpurge.deploy.origin import MARKER_NAME, write_marker
-from mkdocs_cfpurge.deploy.origin import wait_for_origin as wait_for
-from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, EXIT_USAGE, CfPurgeError
+from mkdocs_cfpurge.build.atomic import write_atomic
+from mkdocs_cfpurge.build.marker import write_marker
+from mkdocs_cfpurge.deploy.branch import BRANCH_MANIFEST
+from mkdocs_cfpurge.deploy.origin import OriginWait
+from mkdocs_cfpurge.errors import CfPurgeError, ExitCode, UsageError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.plan.plan import STRATEGIES, PurgePlan
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.report import markdown_summary, text_summary
-from mkdocs_cfpurge.settings import METHODS, Settings
+from mkdocs_cfpurge.settings import (
+    OPTION_NAMES,
+    PLANS,
+    Settings,
+    header_maps,
+    option_info,
+    parse_options,
+)
 from mkdocs_cfpurge.state import pending_site_url
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_MANIFEST = ".cache/plugin/cfpurge/manifest.json"
+LOCAL_ZONE_ID = "0123456789abcdef0123456789abcdef"  # localcf's, without importing the server
+
+# Groups of options (see `group` in settings.Options) each command takes. Credentials never come
+# from the command line (they would land in shell histories and process lists): only from the
+# environment.
+PLANNING = ("site", "hashing", "planning", "state")
+PURGING = (*PLANNING, "cloudflare", "origin", "verify")
+# Defaults the command line sets apart from mkdocs.yml, and why:
+CLI_DEFAULTS: dict[str, Any] = {
+    # A folder given to the CLI may be served already, or carry no marker: waiting is opt-in.
+    "wait_for_origin": False,
+    # Printing the plan is the CLI's default output; a file is written when asked for.
+    "plan_file": None,
+}
 
 
-def site_options(func: F) -> F:
-    """Options shared by every command that maps files to URLs."""
-    for option in reversed(
-        [
-            click.option("--site-url", help="Public base URL of the site (like site_url)."),
-            click.option("--host", "hosts", multiple=True, help="Another host serving the site."),
-            click.option(
-                "--scheme", "schemes", multiple=True, type=click.Choice(["https", "http"])
-            ),
-            click.option("--exclude", multiple=True, help="Gitignore-style pattern to skip."),
-            click.option(
-                "--strategy", type=click.Choice(STRATEGIES), default="auto", show_default=True
-            ),
-            click.option("--max-files-per-request", type=int, default=30, show_default=True),
-            click.option("--max-purge-seconds", type=float, default=60.0, show_default=True),
-            click.option("--max-collateral", type=int, default=100, show_default=True),
-            click.option("--allow-purge-everything", is_flag=True),
-            click.option(
-                "--ignore-changes",
-                multiple=True,
-                help="Regex (or preset mkdocs-build-date, sitemap-lastmod) ignored when hashing.",
-            ),
-            click.option(
-                "--cache-key-header",
-                "cache_key_headers",
-                multiple=True,
-                help='A JSON header map of a custom cache key: \'{"CF-Device-Type": "mobile"}\'.',
-            ),
-            click.option("--extra-url", "extra_urls", multiple=True),
-            click.option(
-                "--manifest",
-                type=click.Path(path_type=Path),
-                default=DEFAULT_MANIFEST,
-                show_default=True,
-                help="Manifest of the last deploy (pending.json lives beside it).",
-            ),
-        ]
-    ):
-        func = option(func)
-    return func
+def _flag(name: str) -> str:
+    flag = option_info(name)[1].get("flag")
+    return str(flag) if flag else "--" + name.replace("_", "-")
 
 
-def purge_options(func: F) -> F:
-    for option in reversed(
-        [
-            click.option("--zone-id", help="Default: CLOUDFLARE_ZONE_ID."),
-            click.option("--api-base", help="Default: CLOUDFLARE_API_BASE or Cloudflare's API."),
-            click.option(
-                "--cloudflare-plan",
-                type=click.Choice(["free", "pro", "business", "enterprise"]),
-                default="free",
-                show_default=True,
-            ),
-            click.option("--method", type=click.Choice(METHODS), default="purge"),
-            click.option("--verify-zone/--no-verify-zone", default=True),
-            click.option("--dry-run", is_flag=True, help="Show the plan; send and change nothing."),
-        ]
-    ):
-        func = option(func)
-    return func
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list | tuple):
+        return ", ".join(map(str, value)) or "none"
+    return "none" if value is None else str(value)
 
 
-def origin_timing_options(func: F) -> F:
-    """How long and how often to poll the origin before purging."""
-    seconds = click.FloatRange(min=0, min_open=True)
-    func = click.option("--origin-interval", type=seconds, default=10.0, show_default=True)(func)
-    return click.option("--origin-timeout", type=seconds, default=600.0, show_default=True)(func)
+def model_option(name: str, defaults: Mapping[str, Any] = CLI_DEFAULTS) -> Callable[[F], F]:
+    """The click option of one declared option: its flag, help with its default and variable.
+
+    Values are passed through unconverted (no click.Choice or ranges) so that the options model
+    validates them with the same messages as the plugin's.
+    """
+    info, extra = option_info(name)
+    default = defaults.get(name, info.default)
+    help_text = f"{info.description} [default: {_shown(default)}"
+    if extra.get("env"):
+        help_text += f"; variable {extra['env']}"
+    help_text += "]"
+    annotation = info.annotation
+    origin = typing.get_origin(annotation)
+    flag = _flag(name)
+    if annotation is bool:
+        if default:
+            bool_flags = f"{flag}/--no-{flag.removeprefix('--')}"
+            return click.option(bool_flags, name, default=None, help=help_text)
+        return click.option(flag, name, is_flag=True, default=None, help=help_text)
+    if origin is list:
+        return click.option(flag, name, multiple=True, help=help_text + " (repeatable)")
+    kind: Any = click.INT if annotation is int else click.FLOAT if annotation is float else None
+    extra_flags = ("--out",) if name == "plan_file" else ()
+    return click.option(flag, *extra_flags, name, type=kind, default=None, help=help_text)
 
 
-def _headers(values: tuple[str, ...]) -> list[dict[str, str]]:
-    maps = []
-    for value in values:
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            raise CfPurgeError(
-                f"option 'cache_key_headers': {value!r} is not a JSON object"
-            ) from None
-        maps.append(parsed)
-    return maps
+def model_options(*groups: str, defaults: Mapping[str, Any] = CLI_DEFAULTS) -> Callable[[F], F]:
+    """Every declared option of `groups`, as click options."""
+    names = [n for n in OPTION_NAMES if option_info(n)[1].get("group") in groups]
+
+    def decorate(func: F) -> F:
+        for name in reversed(names):
+            func = model_option(name, defaults)(func)
+        return func
+
+    return decorate
 
 
-def make_settings(**kw: Any) -> Settings:
-    """Settings from CLI flags; credentials only ever come from the environment here."""
-    return Settings.create(
-        site_url=kw.get("site_url"),
-        manifest_path=kw["manifest"],
-        plan_path=kw.get("out"),
-        hosts=kw.get("hosts", ()),
-        schemes=kw.get("schemes", ()),
-        exclude=kw.get("exclude", ()),
-        cache_key_headers=_headers(kw.get("cache_key_headers", ())),
-        extra_urls=kw.get("extra_urls", ()),
-        ignore_changes=kw.get("ignore_changes", ()),
-        strategy=kw.get("strategy", "auto"),
-        max_files_per_request=kw.get("max_files_per_request", 30),
-        max_purge_seconds=kw.get("max_purge_seconds", 60.0),
-        max_collateral=kw.get("max_collateral", 100),
-        allow_purge_everything=kw.get("allow_purge_everything", False),
-        zone_id=kw.get("zone_id"),
-        api_base=kw.get("api_base"),
-        cloudflare_plan=kw.get("cloudflare_plan", "free"),
-        method=kw.get("method", "purge"),
-        verify_zone=kw.get("verify_zone", True),
-        dry_run=kw.get("dry_run", False),
-        env=os.environ,
+def site_url_option(required: bool) -> Callable[[F], F]:
+    return click.option(
+        "--site-url",
+        required=required,
+        help="Public base URL of the site (mkdocs.yml's site_url), e.g. https://docs.example.com/.",
     )
+
+
+def make_settings(
+    site_url: str | None, defaults: Mapping[str, Any] = CLI_DEFAULTS, **kw: Any
+) -> Settings:
+    """Settings from the command's flags; unset options from their variables, else defaults.
+
+    Credentials only ever come from the environment here.
+    """
+    values: dict[str, Any] = {}
+    for name in OPTION_NAMES:
+        value = kw.pop(name, None)
+        if isinstance(value, tuple):
+            value = list(value) or None
+        if name == "cache_key_headers" and value:
+            value = header_maps(value)
+        values[name] = value if value is not None else defaults.get(name)
+    options = parse_options(values, os.environ)
+    return Settings.from_options(options, site_url=site_url, root=Path())
 
 
 def _site_dir(value: Path) -> Path:
     if not value.is_dir():
-        raise CfPurgeError(f"SITE_DIR {str(value)!r} does not exist or is not a folder")
+        raise UsageError(f"SITE_DIR {str(value)!r} does not exist or is not a folder")
     return value
 
 
@@ -168,16 +163,15 @@ def cli(ctx: click.Context, quiet: bool) -> None:
 
 @cli.command()
 @click.argument("site_dir", type=click.Path(path_type=Path))
-@site_options
-@click.option("--out", type=click.Path(path_type=Path), help="Also write the plan JSON here.")
+@site_url_option(required=True)
+@model_options(*PLANNING)
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
-def plan(site_dir: Path, fmt: str, **kw: Any) -> None:
+def plan(site_dir: Path, site_url: str, fmt: str, **kw: Any) -> None:
     """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
-    settings = pipeline.with_site_hosts(make_settings(**kw, dry_run=True), _site_dir(site_dir))
-    the_plan = pipeline.preview(settings, pipeline.scan(site_dir, settings))
+    settings = make_settings(site_url, **kw)
+    settings, built = pipeline.read_site(_site_dir(site_dir), settings)
+    the_plan = pipeline.preview(settings, built)
     if settings.plan_path is not None:
-        from mkdocs_cfpurge.build.atomic import write_atomic
-
         write_atomic(settings.plan_path, the_plan.to_json())
     if fmt == "json":
         click.echo(the_plan.to_json().decode(), nl=False)
@@ -189,15 +183,15 @@ def plan(site_dir: Path, fmt: str, **kw: Any) -> None:
 
 @cli.command()
 @click.argument("site_dir", type=click.Path(path_type=Path))
-@click.option("--site-url", required=True)
-@click.option("--exclude", multiple=True)
-@click.option("--out", type=click.Path(path_type=Path), required=True)
-def manifest(site_dir: Path, site_url: str, exclude: tuple[str, ...], out: Path) -> None:
+@site_url_option(required=True)
+@model_options("hashing")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Where to write it.")
+def manifest(site_dir: Path, site_url: str, out: Path, **kw: Any) -> None:
     """Record SITE_DIR as the baseline (what the origin serves now)."""
-    settings = make_settings(site_url=site_url, exclude=exclude, manifest=out)
-    if out.exists():
-        from mkdocs_cfpurge.build.manifest import load_manifest
+    from mkdocs_cfpurge.build.manifest import load_manifest
 
+    settings = make_settings(site_url, **kw)
+    if out.exists():
         load_manifest(out, str(settings.site))  # never overwrite another site's manifest
     built = pipeline.scan(_site_dir(site_dir), settings)
     built.save(out)
@@ -206,104 +200,129 @@ def manifest(site_dir: Path, site_url: str, exclude: tuple[str, ...], out: Path)
 
 @cli.command()
 @click.argument("site_dir", type=click.Path(path_type=Path))
-@click.option("--site-url", required=True)
-@click.option("--exclude", multiple=True)
-@click.option("--ignore-changes", multiple=True)
-def mark(
-    site_dir: Path, site_url: str, exclude: tuple[str, ...], ignore_changes: tuple[str, ...]
-) -> None:
+@site_url_option(required=True)
+@model_options("hashing")
+def mark(site_dir: Path, site_url: str, **kw: Any) -> None:
     """Write the build marker into SITE_DIR before deploying it (for --wait-for-origin)."""
-    settings = make_settings(
-        site_url=site_url,
-        exclude=exclude,
-        ignore_changes=ignore_changes,
-        manifest=Path(DEFAULT_MANIFEST),
-    )
-    built = pipeline.scan(_site_dir(site_dir), settings)
+    built = pipeline.scan(_site_dir(site_dir), make_settings(site_url, **kw))
     path = write_marker(site_dir, built)
     click.echo(f"{path} written (digest {built.digest()[:12]})")
 
 
 @cli.command()
 @click.argument("site_dir", type=click.Path(path_type=Path), required=False)
-@site_options
-@purge_options
-@click.option("--plan", "plan_file", type=click.Path(path_type=Path), help="Send this saved plan.")
-@click.option(
-    "--wait-for-origin",
-    is_flag=True,
-    help=f"Before purging, wait until the origin serves SITE_DIR's {MARKER_NAME} (see `mark`).",
-)
-@click.option("--origin-url", help="Where to poll for the marker. Default: --site-url.")
-@origin_timing_options
-def purge(
-    site_dir: Path | None,
-    plan_file: Path | None,
-    wait_for_origin: bool,
-    origin_url: str | None,
-    origin_timeout: float,
-    origin_interval: float,
-    **kw: Any,
-) -> None:
+@site_url_option(required=False)
+@model_options(*PURGING)
+@click.option("--plan", "saved_plan", type=click.Path(path_type=Path), help="Send this saved plan.")
+def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, **kw: Any) -> None:
     """Purge what changed in SITE_DIR (or a saved --plan, or what is pending), then commit."""
-    saved = PurgePlan.load(plan_file) if plan_file is not None else None
+    saved = PurgePlan.load(saved_plan) if saved_plan is not None else None
     if saved is not None and site_dir is not None:
-        raise CfPurgeError("give SITE_DIR or --plan, not both")
-    if wait_for_origin and site_dir is None:
-        raise CfPurgeError("--wait-for-origin needs SITE_DIR (its manifest digest is awaited)")
+        raise UsageError("give SITE_DIR or --plan, not both")
+    if kw.get("wait_for_origin") and site_dir is None:
+        raise UsageError("--wait-for-origin needs SITE_DIR (its manifest digest is awaited)")
     if saved is not None:
-        kw["site_url"] = kw.get("site_url") or saved.site_url
+        site_url = site_url or saved.site_url
         kw["zone_id"] = kw.get("zone_id") or saved.zone_id
-    elif site_dir is None and not kw.get("site_url"):
+    elif site_dir is None and not site_url:
         # Sending what is pending: the pending file knows which site it belongs to.
-        kw["site_url"] = pending_site_url(kw["manifest"])
-    settings = make_settings(**kw)
-    new = None
+        manifest_path = Path(kw.get("manifest") or option_info("manifest")[0].default)
+        site_url = pending_site_url(manifest_path)
+    settings = make_settings(site_url, **kw)
+    source: pipeline.Source = saved
+    ready = None
     if site_dir is not None:
-        settings = pipeline.with_site_hosts(settings, _site_dir(site_dir))
-        new = pipeline.scan(site_dir, settings)
-    if saved is None and new is None:
-        saved = PurgePlan(str(settings.site), settings.zone_id, [], [], settings.strategy)
-    if settings.dry_run:
-        the_plan = pipeline.preview(settings, new) if new is not None else saved
-        assert the_plan is not None  # one of them is set just above
-        pipeline.report(the_plan, settings)
-        click.echo(the_plan.to_json().decode(), nl=False)
-        return
-    if wait_for_origin and new is not None:
-        settings.require_purge_access()
-        try:
-            wait_for(
-                origin_url or str(settings.site),
-                new.digest(),
-                timeout=origin_timeout,
-                interval=origin_interval,
-            )
-        except CfPurgeError:
-            path = pipeline.save_pending_plan(settings, new)
-            log.error("cfpurge: the purge is kept as pending in %s", path)
-            raise
-    result = pipeline.deploy(settings, new, saved_plan=saved)
-    if result.requests_sent == 0:
-        for note in result.plan.notes:
-            log.info("cfpurge: %s", note)
-        log.info("cfpurge: nothing to purge")
+        settings, source = pipeline.read_site(_site_dir(site_dir), settings)
+        if settings.wait_for_origin:
+            ready = OriginWait.of(settings).until_build(source.digest())
+    result = pipeline.purge(settings, source, origin_ready=ready)
+    if result.dry_run:
+        click.echo(result.plan.to_json().decode(), nl=False)
+
+
+@cli.command()
+@click.argument("site_dir", type=click.Path(path_type=Path))
+@site_url_option(required=True)
+@model_options(*PLANNING, "cloudflare", "verify")
+@click.option(
+    "--quiet-period",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Seconds without writes that end a deploy (one purge per deploy, not per file).",
+)
+def watch(site_dir: Path, site_url: str, quiet_period: float, **kw: Any) -> None:
+    """Purge what changed each time a deploy lands in SITE_DIR, until SIGTERM or Ctrl-C."""
+    from mkdocs_cfpurge.watch import run_watch
+
+    run_watch(site_dir, make_settings(site_url, **kw), quiet_period=quiet_period)
+
+
+@cli.command("purge-branch")
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=".",
+    show_default=True,
+    help="The git repository whose remote holds the deployed branch.",
+)
+@click.option("--remote", default="origin", show_default=True, help="The remote to fetch from.")
+@click.option("--branch", default="gh-pages", show_default=True, help="The deployed branch.")
+@click.option(
+    "--since",
+    help="Baseline when there is no manifest yet: a commit of the branch (e.g. its head before "
+    "`mike deploy`). Default: the first run records the head and purges nothing.",
+)
+@site_url_option(required=True)
+@model_options(*PURGING, defaults={**CLI_DEFAULTS, "manifest": BRANCH_MANIFEST})
+def purge_branch(
+    repo: Path, remote: str, branch: str, since: str | None, site_url: str, **kw: Any
+) -> None:
+    """Purge what the deployed branch changed (after `mike deploy --push`, or any tool).
+
+    Fetches REMOTE/BRANCH and compares its tree, by git blob id and with symlinks followed, with
+    the tree the last purge left behind (the --manifest file): every file added, changed or
+    removed anywhere in it (version folders, aliases, versions.json, the root index.html) is
+    purged under --site-url, the URL the branch's root is served at.
+    """
+    from mkdocs_cfpurge.deploy.branch import purge_branch as run
+
+    # purge-branch keeps its own state: a manifest of the branch's tree, and a pending.json of
+    # its own beside it.
+    defaults = {**CLI_DEFAULTS, "manifest": BRANCH_MANIFEST}
+    settings = make_settings(site_url, defaults, **kw)
+    done = run(settings, repo=repo, remote=remote, branch=branch, since=since)
+    if done.result.dry_run:
+        click.echo(done.result.plan.to_json().decode(), nl=False)
 
 
 @cli.command("local-server")
-@click.option("--zone-id", default="0123456789abcdef0123456789abcdef", show_default=True)
-@click.option("--zone-name", default="example.com", show_default=True)
-@click.option("--token", envvar="CLOUDFLARE_API_TOKEN", default="local-test-token")
+@click.option("--zone-id", default=LOCAL_ZONE_ID, show_default=True, help="The zone's id.")
+@click.option("--zone-name", default="example.com", show_default=True, help="The zone's name.")
+@click.option(
+    "--token",
+    envvar="CLOUDFLARE_API_TOKEN",
+    default="local-test-token",
+    show_default=True,
+    help="The API token the server accepts (variable CLOUDFLARE_API_TOKEN).",
+)
 @click.option(
     "--plan",
     "cf_plan",
-    type=click.Choice(["free", "pro", "business", "enterprise"]),
+    type=click.Choice(PLANS),
     default="free",
+    show_default=True,
+    help="The Cloudflare plan whose limits the server enforces.",
 )
 @click.option("--origin", help="Folder or http://127.0.0.1 URL the edge caches in front of.")
-@click.option("--port", type=int, default=0)
-@click.option("--edge-port", type=int, default=0)
-@click.option("--max-files-per-request", type=int, default=30)
+@click.option("--port", type=int, default=0, help="API port (default: any free port).")
+@click.option("--edge-port", type=int, default=0, help="Edge port (default: any free port).")
+@click.option(
+    "--max-files-per-request",
+    type=click.IntRange(min=1),
+    default=None,
+    help="URLs per files purge the server takes (default: the plan's cap).",
+)
 def local_server(**kw: Any) -> None:
     """Run the bundled Cloudflare-compatible API (and edge cache) on 127.0.0.1."""
     from mkdocs_cfpurge.localcf import run_local_server
@@ -323,93 +342,6 @@ def local_server(**kw: Any) -> None:
 
 
 @cli.command()
-@click.argument("site_dir", type=click.Path(path_type=Path))
-@site_options
-@purge_options
-@click.option(
-    "--quiet-period",
-    type=click.FloatRange(min=0, min_open=True),
-    default=2.0,
-    show_default=True,
-    help="Seconds without writes that end a deploy (one purge per deploy, not per file).",
-)
-def watch(site_dir: Path, quiet_period: float, **kw: Any) -> None:
-    """Purge what changed each time a deploy lands in SITE_DIR, until SIGTERM or Ctrl-C."""
-    from mkdocs_cfpurge.watch import run_watch
-
-    run_watch(site_dir, make_settings(**kw), quiet_period=quiet_period)
-
-
-BRANCH_MANIFEST = ".cache/plugin/cfpurge/branch/manifest.json"
-
-
-@cli.command("purge-branch")
-@click.option(
-    "--repo",
-    type=click.Path(path_type=Path, file_okay=False, exists=True),
-    default=".",
-    show_default=True,
-    help="The git repository whose remote holds the deployed branch.",
-)
-@click.option("--remote", default="origin", show_default=True)
-@click.option("--branch", default="gh-pages", show_default=True)
-@click.option(
-    "--since",
-    help="Baseline when there is no manifest yet: a commit of the branch (e.g. its head before "
-    "`mike deploy`). Default: the first run records the head and purges nothing.",
-)
-@site_options
-@purge_options
-@click.option("--out", type=click.Path(path_type=Path), help="Also write the plan JSON here.")
-@click.option(
-    "--wait-for-origin",
-    is_flag=True,
-    help="Before purging, wait until the origin serves a file this push changed as the branch "
-    "head has it.",
-)
-@click.option("--origin-url", help="Where the branch's root is served. Default: --site-url.")
-@origin_timing_options
-def purge_branch(
-    repo: Path,
-    remote: str,
-    branch: str,
-    since: str | None,
-    wait_for_origin: bool,
-    origin_url: str | None,
-    origin_timeout: float,
-    origin_interval: float,
-    **kw: Any,
-) -> None:
-    """Purge what the deployed branch changed (after `mike deploy --push`, or any tool).
-
-    Fetches REMOTE/BRANCH and compares its tree, by git blob id and with symlinks followed, with
-    the tree the last purge left behind (the --manifest file): every file added, changed or
-    removed anywhere in it (version folders, aliases, versions.json, the root index.html) is
-    purged under --site-url, the URL the branch's root is served at.
-    """
-    from mkdocs_cfpurge.deploy import branch as branchdiff
-
-    settings = make_settings(**kw)
-    origin = None
-    if wait_for_origin:
-        origin = branchdiff.OriginWait(
-            origin_url or str(settings.site), timeout=origin_timeout, interval=origin_interval
-        )
-    done = branchdiff.purge_branch(
-        settings, repo=repo, remote=remote, branch=branch, since=since, origin=origin
-    )
-    if settings.dry_run:
-        click.echo(done.plan.to_json().decode(), nl=False)
-
-
-# purge-branch keeps its own state: a manifest of the branch's tree, and a pending.json of its own
-# beside it (the state store puts pending.json in the manifest's folder).
-for _param in purge_branch.params:
-    if _param.name == "manifest":
-        _param.default = BRANCH_MANIFEST
-
-
-@cli.command()
 @click.argument("site_dir", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--plan",
@@ -425,11 +357,7 @@ for _param in purge_branch.params:
     help="Take the expected hashes from this manifest instead of hashing SITE_DIR.",
 )
 @click.option("--site-url", help="Default: the plan's site_url.")
-@click.option(
-    "--ignore-changes",
-    multiple=True,
-    help="As given to the purge: bodies are hashed the way the manifest hashed the files.",
-)
+@model_option("ignore_changes")
 @click.option(
     "--connect-to",
     help="Send every request to this http(s)://HOST:PORT with the public Host header "
@@ -449,34 +377,31 @@ def verify(
     plan_file: Path,
     manifest_file: Path | None,
     site_url: str | None,
-    ignore_changes: tuple[str, ...],
     connect_to: str | None,
     concurrency: int,
     timeout: float,
     verbose: bool,
+    **kw: Any,
 ) -> None:
     """Fetch each URL a purge covered and check that the CDN serves SITE_DIR's bytes.
 
     Exit 1 when a page is stale (or could not be checked).
     """
     from mkdocs_cfpurge.build.manifest import load_manifest
+    from mkdocs_cfpurge.errors import PurgeFailed
     from mkdocs_cfpurge.verify import lines, verify_manifest
 
     if (site_dir is None) == (manifest_file is None):
-        raise CfPurgeError("give SITE_DIR or --manifest (where the expected hashes come from)")
+        raise UsageError("give SITE_DIR or --manifest (where the expected hashes come from)")
     the_plan = PurgePlan.load(plan_file)
-    settings = make_settings(
-        site_url=site_url or the_plan.site_url,
-        manifest=manifest_file or Path(DEFAULT_MANIFEST),
-        ignore_changes=ignore_changes,
-    )
+    settings = make_settings(site_url or the_plan.site_url, **kw)
     if site_dir is not None:
         expected = pipeline.scan(_site_dir(site_dir), settings)
     else:
         assert manifest_file is not None
         loaded = load_manifest(manifest_file, str(settings.site))
         if loaded is None:
-            raise CfPurgeError(f"manifest {str(manifest_file)!r} does not exist")
+            raise UsageError(f"manifest {str(manifest_file)!r} does not exist")
         expected = loaded
     result = verify_manifest(
         the_plan,
@@ -489,10 +414,7 @@ def verify(
     for line in lines(result, verbose=verbose):
         click.echo(line)
     if not result.ok:
-        raise CfPurgeError(
-            f"{len(result.stale)} stale URL(s), {len(result.errors)} not checked",
-            exit_code=EXIT_PURGE_FAILED,
-        )
+        raise PurgeFailed(f"{len(result.stale)} stale URL(s), {len(result.errors)} not checked")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -503,10 +425,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
-        sys.exit(EXIT_USAGE)
+        sys.exit(ExitCode.USAGE)
     except click.exceptions.Abort:
-        sys.exit(EXIT_PURGE_FAILED)
+        sys.exit(ExitCode.PURGE_FAILED)
     except CfPurgeError as exc:
         click.echo(f"mkdocs-cfpurge: error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    sys.exit(ExitCode.OK)

@@ -1,25 +1,38 @@
-"""The one error type the pipeline raises, and the exit codes front ends map it to."""
+"""The one error family the pipeline raises, each with the exit code front ends end with."""
 
 from __future__ import annotations
 
-EXIT_OK = 0
-EXIT_PURGE_FAILED = 1
-EXIT_USAGE = 2
+from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mkdocs_cfpurge.plan.bodies import Body
+
+
+class ExitCode(IntEnum):
+    """How a command ends (the CLI's exit status; the plugin fails the build on anything but OK)."""
+
+    OK = 0
+    # A purge failed or stayed incomplete (what is owed is kept as pending), or another run
+    # holds the lock: nothing is wrong with the input, a later run can succeed.
+    PURGE_FAILED = 1
+    # Bad options or input files: nothing was sent, nothing was written.
+    USAGE = 2
 
 
 class CfPurgeError(Exception):
     """A failure a user can act on. The message names the option or file at fault.
 
-    `exit_code` tells front ends how to end: 2 for configuration and input problems (nothing was
-    sent), 1 for purges that failed or stayed incomplete (what is owed is kept as pending).
-    `codes` carries Cloudflare's error codes when the API answered.
+    `exit_code` is stated by whoever raises it: there is no default, so no failure ends with a
+    code nobody chose. `codes` and `status` carry Cloudflare's error codes and HTTP status when
+    the API answered.
     """
 
     def __init__(
         self,
         message: str,
         *,
-        exit_code: int = EXIT_USAGE,
+        exit_code: ExitCode,
         codes: tuple[int, ...] = (),
         status: int | None = None,
     ) -> None:
@@ -33,15 +46,38 @@ class CfPurgeError(Exception):
         return self.message
 
 
-class ConfigError(CfPurgeError):
+class UsageError(CfPurgeError):
+    """Bad input: an option, a file read, a command line (exit 2; nothing sent or written)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, exit_code=ExitCode.USAGE)
+
+
+class ConfigError(UsageError):
     """A bad option value; `option` names it, `problem` says what is wrong with it."""
 
     def __init__(self, option: str, problem: str) -> None:
-        super().__init__(f"option '{option}': {problem}", exit_code=EXIT_USAGE)
+        super().__init__(f"option '{option}': {problem}")
         self.option = option
         self.problem = problem
 
 
-def config_error(option: str, problem: str) -> ConfigError:
-    """A configuration error that names the option at fault."""
-    return ConfigError(option, problem)
+class PurgeFailed(CfPurgeError):
+    """A purge step that did not happen or did not finish (exit 1; what is owed is kept)."""
+
+    def __init__(
+        self, message: str, *, codes: tuple[int, ...] = (), status: int | None = None
+    ) -> None:
+        super().__init__(message, exit_code=ExitCode.PURGE_FAILED, codes=codes, status=status)
+
+
+class PurgeIncomplete(PurgeFailed):
+    """A purge that stopped part-way; `unsent` holds every body not confirmed by Cloudflare."""
+
+    def __init__(self, cause: CfPurgeError, unsent: list[Body]) -> None:
+        super().__init__(
+            f"{cause.message} ({len(unsent)} request(s) not confirmed)",
+            codes=cause.codes,
+            status=cause.status,
+        )
+        self.unsent = unsent

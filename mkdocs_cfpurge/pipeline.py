@@ -1,34 +1,53 @@
-"""The whole job, front-end neutral: built site → manifest → changes → plan → purge → commit.
+"""The use case, front-end neutral: built site → manifest → changes → plan → purge → commit.
 
-The MkDocs plugin, the CLI and the watcher call these functions; nothing here imports mkdocs.
+Two entry points, one for each moment of a deploy:
+
+- `prepare(site_dir, settings)` right after the build: hash the output, plan against the last
+  deploy, write the build marker (with what this deploy owes) and report the plan;
+- `purge(settings, source)` once the deploy is done: dry run or not, wait for the origin (or keep
+  the purge pending), check the zone, send, commit the manifest, report. `source` is a built
+  manifest, a prepared build, a saved plan, or None for what is pending.
+
+The MkDocs plugin, the CLI, the watcher and the deploy flows (gh-deploy, purge-branch) only
+gather their inputs and call these; nothing here imports mkdocs or a front end.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
+from mkdocs_cfpurge.build.marker import MARKER_NAME, write_marker
 from mkdocs_cfpurge.build.noise import make_normalizer
-from mkdocs_cfpurge.deploy.origin import MARKER_NAME
-from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.errors import PurgeFailed, PurgeIncomplete, UsageError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
-from mkdocs_cfpurge.plan.changes import diff
-from mkdocs_cfpurge.plan.plan import Body, PurgePlan, build_plan, merge_requests
+from mkdocs_cfpurge.plan.bodies import hosts_of, merge_requests
+from mkdocs_cfpurge.plan.changes import Reason, diff
+from mkdocs_cfpurge.plan.plan import PurgePlan
+from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.plan.report import append_step_summary, markdown_summary, text_summary
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
 
-if TYPE_CHECKING:  # httpx and pydantic load only when a purge really runs
+if TYPE_CHECKING:  # httpx loads only when a purge really runs
     from mkdocs_cfpurge.cloudflare.client import CloudflareClient
 
 ClientFactory = Callable[[Settings], "CloudflareClient"]
+# Blocks until the origin serves the new build (returns the seconds waited); PurgeFailed if not.
+OriginReady = Callable[[], float]
+# What the deployed site holds (given this build's manifest), read only when there is no local
+# manifest: a fresh runner.
+BaselineSource = Callable[[Manifest], "Manifest | None"]
+
+
+# --- the build -----------------------------------------------------------------------------
 
 
 def scan(site_dir: Path, settings: Settings) -> Manifest:
@@ -43,24 +62,26 @@ def scan(site_dir: Path, settings: Settings) -> Manifest:
         normalize=make_normalizer(settings.ignore_changes),
     )
     if not manifest.files:
-        raise CfPurgeError(
+        raise UsageError(
             f"site folder {str(site_dir)!r} holds no files (after 'exclude'): was the site built "
             "there?"
         )
     return manifest
 
 
-def with_site_hosts(settings: Settings, site_dir: Path) -> Settings:
-    """Add the custom domain a `CNAME` file in the site announces (GitHub Pages)."""
+def read_site(site_dir: Path, settings: Settings) -> tuple[Settings, Manifest]:
+    """The settings with the hosts the site's own `CNAME` announces, and the site's manifest."""
+    if not site_dir.is_dir():
+        raise UsageError(f"site folder {str(site_dir)!r} does not exist or is not a folder")
     try:
-        lines = (site_dir / "CNAME").read_text(encoding="utf-8").split()
-    except (OSError, UnicodeDecodeError):
-        return settings
-    hosts = [h.lower() for h in lines[:1] if h.lower() not in settings.mapper().hosts]
-    if not hosts:
-        return settings
-    log.info("cfpurge: %s/CNAME names %s: its URLs are purged too", site_dir.name, hosts[0])
-    return replace(settings, hosts=(*settings.hosts, *hosts))
+        cname: bytes | None = (site_dir / "CNAME").read_bytes()
+    except OSError:
+        cname = None
+    settings = settings.with_cname(cname, f"{site_dir.name}/CNAME")
+    return settings, scan(site_dir, settings)
+
+
+# --- the plan ------------------------------------------------------------------------------
 
 
 def make_plan(
@@ -75,9 +96,8 @@ def make_plan(
             f"records the baseline ({len(new.files)} files) and purges nothing"
         )
     else:
-        changes = diff(old.files, new.files, old.resend)
         plan = build_plan(
-            changes,
+            diff(old.files, new.files, old.resend),
             mapper,
             strategy=settings.strategy,
             max_files_per_request=settings.max_files_per_request,
@@ -129,6 +149,11 @@ def preview(settings: Settings, new: Manifest, baseline: Manifest | None = None)
     return make_plan(old, new, settings, store.load_pending())
 
 
+def owed_paths(plan: PurgePlan) -> list[str]:
+    """The files this deploy's own purge is about (not those resent for an earlier deploy)."""
+    return [c.path for c in plan.changes if not c.is_folder and c.reason is not Reason.RESENT]
+
+
 def report(plan: PurgePlan, settings: Settings, env: Mapping[str, str] = os.environ) -> str:
     """Log the summary, write the plan (JSON and Markdown) and the CI job summary; return the
     Markdown."""
@@ -144,25 +169,48 @@ def report(plan: PurgePlan, settings: Settings, env: Mapping[str, str] = os.envi
     return markdown
 
 
-def hosts_of(requests: list[Body], site_hosts: tuple[str, ...]) -> list[str]:
-    """Every host a purge touches: the site's, and those named in the bodies (extra URLs,
-    pending or saved plans), so the zone check covers them all."""
-    hosts = dict.fromkeys(site_hosts)
-    for body in requests:
-        for item in body.get("files", ()):
-            url = item["url"] if isinstance(item, dict) else item
-            hosts[urlsplit(url).netloc.lower()] = None
-        for item in body.get("prefixes", ()):
-            hosts[item.split("/", 1)[0].lower()] = None
-        for item in body.get("hosts", ()):
-            hosts[item.lower()] = None
-    return list(hosts)
+@dataclass(frozen=True)
+class PreparedBuild:
+    """What a build knows before its deploy: its manifest, its plan (already reported) and the
+    baseline that plan was made against (a deployed branch's, read before the push)."""
+
+    settings: Settings
+    manifest: Manifest
+    plan: PurgePlan
+    baseline: Manifest | None = None
+
+
+def prepare(
+    site_dir: Path,
+    settings: Settings,
+    *,
+    baseline: BaselineSource | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> PreparedBuild:
+    """Hash the built site, plan against the last deploy, write the build marker and report.
+
+    `baseline` is asked only when there is no local manifest (a fresh runner).
+    """
+    settings, manifest = read_site(site_dir, settings)
+    old = None
+    if baseline is not None and not settings.manifest_path.exists():
+        old = baseline(manifest)
+    plan = preview(settings, manifest, old)
+    write_marker(site_dir, manifest, owed_paths(plan))
+    report(plan, settings, env)
+    return PreparedBuild(settings, manifest, plan, old)
+
+
+# --- the purge -----------------------------------------------------------------------------
 
 
 @dataclass
 class PurgeResult:
     plan: PurgePlan
     requests_sent: int
+    dry_run: bool = False
+    baseline_recorded: bool = False  # no earlier manifest: this run only recorded one
+    waited: float | None = None  # seconds the origin took to serve the build
 
 
 def default_client(settings: Settings, **options: Any) -> CloudflareClient:
@@ -182,43 +230,115 @@ def default_client(settings: Settings, **options: Any) -> CloudflareClient:
     )
 
 
-def deploy(
+Source = Manifest | PreparedBuild | PurgePlan | None
+
+
+def purge(
+    settings: Settings,
+    source: Source,
+    *,
+    baseline: Manifest | None = None,
+    origin_ready: OriginReady | None = None,
+    client_factory: ClientFactory | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> PurgeResult:
+    """The deploy use case: purge what changed (and what is still owed), then commit.
+
+    `source`: a built manifest (planned again under the lock, against the manifest on disk, else
+    `baseline`), a prepared build (the same, its plan already reported), a saved plan (its bodies
+    sent as they are), or None (only what is pending). A dry run reports the plan and touches
+    nothing. With `origin_ready`, nothing is sent before the origin serves the build; if it never
+    does, the purge is kept pending for the next run. Only when every request is confirmed is the
+    manifest committed; otherwise what is not confirmed stays in `pending.json` and
+    `PurgeIncomplete` is raised.
+    """
+    prepared = source if isinstance(source, PreparedBuild) else None
+    if prepared is not None:
+        settings, baseline = prepared.settings, prepared.baseline
+    new = prepared.manifest if prepared is not None else source
+    saved = source if isinstance(source, PurgePlan) else None
+    if not isinstance(new, Manifest):
+        new = None
+    if settings.dry_run:
+        return _dry_run(settings, prepared, new, saved, baseline, env)
+    settings.require_purge_access()
+    waited = None
+    if origin_ready is not None:
+        try:
+            waited = origin_ready()
+        except PurgeFailed:
+            if new is not None:
+                defer(settings, new, baseline)
+            raise
+    result = _send(settings, new, saved, baseline, client_factory)
+    result.waited = waited
+    if prepared is None:
+        report(result.plan, settings, env)
+    if result.baseline_recorded:
+        log.info("cfpurge: first deploy, nothing to purge: baseline recorded")
+    elif result.requests_sent == 0:
+        log.info("cfpurge: nothing to purge")
+    if settings.verify_after_purge and result.requests_sent and new is not None:
+        _verify(result.plan, new, settings)
+    return result
+
+
+def _dry_run(
+    settings: Settings,
+    prepared: PreparedBuild | None,
+    new: Manifest | None,
+    saved: PurgePlan | None,
+    baseline: Manifest | None,
+    env: Mapping[str, str],
+) -> PurgeResult:
+    if prepared is not None:
+        plan = prepared.plan  # made and reported when the build was prepared
+    else:
+        if new is not None:
+            plan = preview(settings, new, baseline)
+        else:
+            pending = StateStore(settings.manifest_path, str(settings.site)).load_pending()
+            plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
+            plan.requests = merge_requests(
+                pending.requests, plan.requests, max_files=settings.max_files_per_request
+            )
+        report(plan, settings, env)
+    where = f"; plan written to {settings.plan_path}" if settings.plan_path else ""
+    log.info("cfpurge: dry run%s, nothing sent", where)
+    return PurgeResult(plan, 0, dry_run=True)
+
+
+def _send(
     settings: Settings,
     new: Manifest | None,
-    *,
-    saved_plan: PurgePlan | None = None,
-    baseline: Manifest | None = None,
-    client_factory: ClientFactory | None = None,
+    saved: PurgePlan | None,
+    baseline: Manifest | None,
+    client_factory: ClientFactory | None,
 ) -> PurgeResult:
-    """Purge what changed (and what is still owed), then commit the new manifest.
-
-    With `new`, the plan is made again under the lock from the manifest on disk, so two runs can
-    never both purge against the same baseline. With `saved_plan`, its bodies are sent as they
-    are. `baseline` stands in for a missing local manifest (what the deployed branch publishes).
-    Only when every request is confirmed is the manifest committed; otherwise what is not
-    confirmed stays in `pending.json` and `PurgeIncomplete` is raised.
-    """
-    settings.require_purge_access()
+    """Under the lock: plan (again, from the manifest on disk, so two runs never both purge
+    against one baseline), check the zone, keep what is owed, send, commit."""
     with StateStore(settings.manifest_path, str(settings.site)) as state:
         pending = state.load_pending()
+        old = state.load_manifest() or baseline
         if new is not None:
-            plan = make_plan(state.load_manifest() or baseline, new, settings, pending)
+            plan = make_plan(old, new, settings, pending)
         else:
-            assert saved_plan is not None
-            plan = saved_plan
+            plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
             plan.requests = merge_requests(
                 pending.requests, plan.requests, max_files=settings.max_files_per_request
             )
         to_commit = new if new is not None else pending.next_manifest
+        recorded = new is not None and old is None
         if plan.is_empty:
             state.commit(to_commit)
-            return PurgeResult(plan, 0)
+            return PurgeResult(plan, 0, baseline_recorded=recorded)
         with (client_factory or default_client)(settings) as client:
             if settings.verify_zone:
-                client.check_zone(hosts_of(plan.requests, settings.mapper().hosts))
+                # Every host the purge names: the site's, and those of extra URLs, pending or
+                # saved plans.
+                hosts = dict.fromkeys([*settings.mapper().hosts, *hosts_of(plan.requests)])
+                client.check_zone(list(hosts))
             state.save_pending(Pending(plan.requests, to_commit))
-            from mkdocs_cfpurge.cloudflare.client import PurgeIncomplete
-
             try:
                 sent = client.purge_all(plan.requests)
             except PurgeIncomplete as exc:
@@ -234,10 +354,34 @@ def deploy(
         return PurgeResult(plan, sent)
 
 
-def save_pending_plan(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> Path:
-    """Keep this deploy's purge owed, for a later `mkdocs-cfpurge purge` (it cannot run now)."""
+def defer(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> Path | None:
+    """Keep this build's purge owed for a later run (the origin never served the build, or the
+    deploy could not be followed); return the pending file (None in a dry run: it keeps
+    nothing)."""
+    if settings.dry_run:
+        return None
     with StateStore(settings.manifest_path, str(settings.site)) as state:
         pending = state.load_pending()
         plan = make_plan(state.load_manifest() or baseline, new, settings, pending)
         state.save_pending(Pending(plan.requests, new))
-        return state.pending_path
+    log.error(
+        "cfpurge: the purge is kept as pending in %s; once the origin serves this build, send it "
+        "with: mkdocs-cfpurge purge --manifest %s --site-url %s",
+        state.pending_path,
+        shlex.quote(str(settings.manifest_path)),
+        shlex.quote(str(settings.site)),
+    )
+    return state.pending_path
+
+
+def _verify(plan: PurgePlan, new: Manifest, settings: Settings) -> None:
+    """Fetch every purged URL through the CDN: a 200 from the API only means "accepted"."""
+    from mkdocs_cfpurge.verify import verify_manifest
+
+    outcome = verify_manifest(plan, new, settings, connect_to=settings.verify_connect_to)
+    outcome.log()
+    if not outcome.ok:
+        raise PurgeFailed(
+            f"{len(outcome.stale)} URL(s) still stale and {len(outcome.errors)} unchecked "
+            "after the purge (see above)"
+        )

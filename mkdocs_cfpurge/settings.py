@@ -1,31 +1,503 @@
-"""Everything the pipeline needs to know, validated once, whichever front end read it.
+"""Every option, declared once; the validated settings of one run.
 
-The MkDocs plugin and the CLI both build a `Settings`; every check lives here so that a bad value
-gets the same message, naming the option, from either.
+`Options` declares each option a single time: its name, type, default, range and help (and the
+environment variable that fills it when unset). The MkDocs config class, the CLI's flags and the
+Sphinx config values are generated from it, and every value any front end reads is validated by
+it, so a value is accepted or refused the same way, with the same message naming the option.
+
+`Settings` is what the pipeline runs with: the options, the site URL and the paths resolved.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
+from pydantic.fields import FieldInfo
 
 from mkdocs_cfpurge.build.manifest import compile_excludes
 from mkdocs_cfpurge.build.noise import compile_patterns
-from mkdocs_cfpurge.cloudflare.limits import MAX_FILES_PER_REQUEST, PLANS
-from mkdocs_cfpurge.errors import config_error
-from mkdocs_cfpurge.plan.plan import STRATEGIES
+from mkdocs_cfpurge.cloudflare.limits import DEFAULT_FILES_PER_REQUEST, MAX_FILES_PER_REQUEST
+from mkdocs_cfpurge.errors import ConfigError, UsageError
+from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper, parse_host
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
-METHODS = ("purge", "invalidate")
-SCHEMES = ("https", "http")
+DEFAULT_MANIFEST = ".cache/plugin/cfpurge/manifest.json"
+DEFAULT_PLAN_FILE = ".cache/plugin/cfpurge/plan.json"
+DRY_RUN_VAR = "CFPURGE_DRY_RUN"
+SECRET_OPTIONS = frozenset({"api_token", "api_key"})
+
+Strategy = Literal["auto", "files", "prefixes", "everything"]
+CloudflarePlan = Literal["free", "pro", "business", "enterprise"]
+Method = Literal["purge", "invalidate"]
+Scheme = Literal["https", "http"]
+PurgeOn = Literal["gh-deploy", "build"]
+STRATEGIES: tuple[str, ...] = get_args(Strategy)
+PLANS: tuple[str, ...] = get_args(CloudflarePlan)
+METHODS: tuple[str, ...] = get_args(Method)
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+
 _ZONE_ID = re.compile(r"[0-9a-f]{32}")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
-_TRUE = {"1", "true", "yes", "on"}
+_TRUE = frozenset({"1", "true", "yes", "on", "y"})
+_FALSE = frozenset({"", "0", "false", "no", "off", "n"})
+
+
+# --- checks of single values (each raises ConfigError naming the option) ----------------------
+
+
+def parse_zone_id(value: str | None, option: str = "zone_id") -> str | None:
+    if value is None or value == "":
+        return None
+    zone = value.strip().lower()
+    if not _ZONE_ID.fullmatch(zone):
+        raise ConfigError(
+            option,
+            f"{value!r} is not a zone id (32 hexadecimal characters, shown on the zone's "
+            "Overview page in the Cloudflare dashboard)",
+        )
+    return zone
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_api_base(value: str, option: str = "api_base") -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(option, f"{value!r} is not an http(s) URL")
+    if parts.scheme != "https" and not is_loopback(parts.hostname):
+        raise ConfigError(
+            option,
+            f"{value!r} must use https:// (plain http is allowed only on loopback, for the "
+            "local server): credentials would travel in clear",
+        )
+    return value.strip().rstrip("/")
+
+
+def check_headers(
+    maps: Sequence[Mapping[str, str]], option: str = "cache_key_headers"
+) -> tuple[dict[str, str], ...]:
+    checked = []
+    for number, headers in enumerate(maps, 1):
+        if not isinstance(headers, Mapping) or not headers:
+            raise ConfigError(option, f"entry {number} must be a non-empty map of header: value")
+        for name, val in headers.items():
+            if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+                raise ConfigError(option, f"entry {number}: {name!r} is not a header name")
+            if not isinstance(val, str) or not val.isprintable():
+                raise ConfigError(option, f"entry {number}: header {name} needs a text value")
+        checked.append(dict(headers))
+    return tuple(checked)
+
+
+def check_full_url(value: str, option: str = "extra_urls") -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        raise ConfigError(option, f"{value!r} is not a full http(s) URL")
+    return value
+
+
+def check_base_url(value: str, option: str) -> str:
+    """A site's base URL (scheme, host, path ending in /), as site_url is checked."""
+    return str(SiteUrl.parse(value, option))
+
+
+def check_connect_to(value: str, option: str = "verify_connect_to") -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(option, f"{value!r} must be http(s)://HOST[:PORT]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ConfigError(option, f"{value!r} must name a server only (no path, query or user)")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def check_secret(value: str | None, option: str) -> str | None:
+    if value is None:
+        return None
+    stripped = value.strip()
+    if not stripped:
+        variable = option_info(option)[1].get("env")
+        raise ConfigError(option, f"is empty (check the {variable} variable or secret)")
+    if any(ch.isspace() for ch in stripped) or not stripped.isprintable():
+        raise ConfigError(option, "holds spaces or control characters; paste the value alone")
+    # A trailing newline from `echo token > file` or a copied secret is stripped, not an error.
+    return stripped
+
+
+def env_flag(env: Mapping[str, str], name: str) -> bool:
+    """A yes/no environment variable; anything else is refused rather than read as "no"."""
+    value = env.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise UsageError(
+        f"variable {name}={env[name]!r} is not a yes/no value (use 1, true, yes or on; "
+        "0, false, no or off)"
+    )
+
+
+def _checked(check: Callable[[Any, str], object], *, each: bool = False) -> AfterValidator:
+    """Run one of the checks above inside the model; its problem becomes pydantic's message."""
+
+    def run(value: Any, info: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            if each:
+                return [check(item, info.field_name) for item in value]
+            result = check(value, info.field_name)
+        except ConfigError as exc:
+            raise ValueError(exc.problem) from None
+        return value if result is None else result
+
+    return AfterValidator(run)
+
+
+def _keep(check: Callable[[Any, str], object]) -> AfterValidator:
+    """Like `_checked`, for checks whose result is not the value (compiled patterns)."""
+
+    def run(value: Any, info: Any) -> Any:
+        try:
+            check(value, info.field_name)
+        except ConfigError as exc:
+            raise ValueError(exc.problem) from None
+        return value
+
+    return AfterValidator(run)
+
+
+def _option(
+    default: Any,
+    help: str,
+    *,
+    env: str | None = None,
+    group: str,
+    flag: str | None = None,
+    unit: str | None = None,
+    **constraints: Any,
+) -> Any:
+    """Declare one option: its default, help, range and where it applies.
+
+    `group` says which commands take it (see cli.py); `flag` names its CLI flag when that is not
+    `--` + the name (a list option's flag is singular: `--host` adds one of `hosts`); `env` is
+    the variable that fills it when left unset.
+    """
+    extra: dict[str, JsonValue] = {"group": group, "env": env, "flag": flag, "unit": unit}
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
+Seconds = Annotated[float, Field(strict=True, gt=0)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+class Options(BaseModel):
+    """The options of mkdocs-cfpurge, as mkdocs.yml, the CLI and conf.py take them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: Flag = _option(
+        True,
+        "Turn the plugin off without removing it (e.g. `!ENV [CFPURGE, true]`).",
+        group="plugin",
+    )
+    zone_id: Annotated[str | None, _checked(parse_zone_id)] = _option(
+        None,
+        "Cloudflare zone id (32 hex characters, on the zone's Overview page).",
+        env="CLOUDFLARE_ZONE_ID",
+        group="cloudflare",
+    )
+    api_token: Annotated[str | None, _checked(check_secret)] = _option(
+        None,
+        "API token with Zone → Cache Purge. Keep it out of mkdocs.yml (use the variable "
+        "or `!ENV`); a trailing newline is stripped.",
+        env="CLOUDFLARE_API_TOKEN",
+        group="credentials",
+    )
+    api_email: str | None = _option(
+        None,
+        "Legacy auth: the account's email, together with `api_key`.",
+        env="CLOUDFLARE_EMAIL",
+        group="credentials",
+    )
+    api_key: Annotated[str | None, _checked(check_secret)] = _option(
+        None,
+        "Legacy auth: the Global API key, together with `api_email`.",
+        env="CLOUDFLARE_API_KEY",
+        group="credentials",
+    )
+    api_base: Annotated[str | None, _checked(check_api_base)] = _option(
+        None,
+        f"API address (default {DEFAULT_API_BASE}). Must be https, except on loopback "
+        "(the bundled local server).",
+        env="CLOUDFLARE_API_BASE",
+        group="cloudflare",
+    )
+    hosts: Annotated[list[str], _checked(parse_host, each=True)] = _option(
+        [],
+        "More host names serving the site; site_url's host (and `CNAME`'s) is always in.",
+        group="site",
+        flag="--host",
+    )
+    schemes: list[Scheme] = _option(
+        [],
+        "Schemes whose cache keys to purge (default: site_url's). Add `http` for zones "
+        "that cache http and https apart.",
+        group="site",
+        flag="--scheme",
+    )
+    dry_run: Flag = _option(
+        False,
+        f"Only write the plan and report: send nothing, change no state. "
+        f"{DRY_RUN_VAR}=1 (or true, yes, on) forces it on.",
+        env=DRY_RUN_VAR,
+        group="cloudflare",
+    )
+    manifest: str = _option(
+        DEFAULT_MANIFEST,
+        "The last deploy's manifest (relative to mkdocs.yml's folder). "
+        "`pending.json` and a lock file live beside it.",
+        group="state",
+    )
+    plan_file: str | None = _option(
+        DEFAULT_PLAN_FILE,
+        "Where the plan (the exact request bodies) is written, with a "
+        "Markdown summary beside it (`plan.md`).",
+        group="state",
+        flag="--plan-file",
+    )
+    purge_on: list[PurgeOn] = _option(
+        ["gh-deploy"],
+        "Commands that purge. `build` suits sites built straight into the folder "
+        "the origin serves. `mkdocs serve` never purges.",
+        group="plugin",
+    )
+    max_files_per_request: Annotated[int, Field(strict=True, ge=1, le=MAX_FILES_PER_REQUEST)] = (
+        _option(
+            DEFAULT_FILES_PER_REQUEST,
+            "URLs per `files` request. 30 works on every plan; a batch "
+            "the API refuses as too large is split and the smaller size kept.",
+            group="planning",
+        )
+    )
+    strategy: Strategy = _option(
+        "auto",
+        "`auto`: exact URLs while the purge fits `max_purge_seconds`, else folder "
+        "prefixes; `files`: every URL; `prefixes`: each changed folder; `everything`: the zone.",
+        group="planning",
+    )
+    max_purge_seconds: Seconds = _option(
+        60.0,
+        "`auto`: the longest the purge may take under your plan's rate limits.",
+        group="planning",
+        unit="seconds",
+    )
+    max_collateral: Annotated[int, Field(strict=True, ge=0)] = _option(
+        100,
+        "`auto`: the most unchanged URLs one prefix may purge with the changed ones.",
+        group="planning",
+    )
+    allow_purge_everything: Flag = _option(
+        False,
+        "`auto`: may fall back to purge_everything when nothing else fits; otherwise the "
+        "deploy stops and says which numbers and options would let it through.",
+        group="planning",
+    )
+    cloudflare_plan: CloudflarePlan = _option(
+        "free",
+        "Your Cloudflare plan: the rate limits to pace by (and `auto`'s estimates).",
+        group="planning",
+    )
+    ignore_changes: Annotated[list[str], _keep(compile_patterns)] = _option(
+        [],
+        "Regular expressions (or presets `mkdocs-build-date`, `sitemap-lastmod`) removed "
+        "from HTML, XML and JSON outputs before hashing. Only the matched text is ignored: a "
+        "real edit still purges.",
+        group="hashing",
+    )
+    exclude: Annotated[list[str], _keep(compile_excludes)] = _option(
+        [],
+        "Gitignore-style patterns of output files never hashed nor purged.",
+        group="hashing",
+    )
+    cache_key_headers: Annotated[list[dict[str, str]], _keep(check_headers)] = _option(
+        [],
+        "Header maps of custom cache keys (`{CF-Device-Type: mobile}`): each URL also goes "
+        "out as `{url, headers}` per map.",
+        group="site",
+        flag="--cache-key-header",
+    )
+    extra_urls: Annotated[list[str], _checked(check_full_url, each=True)] = _option(
+        [],
+        "Full URLs purged on every deploy that changes something (feeds, status pages).",
+        group="site",
+        flag="--extra-url",
+    )
+    method: Method = _option(
+        "purge",
+        "`purge` deletes cached copies; `invalidate` marks them stale (revalidated "
+        "with the origin).",
+        group="cloudflare",
+    )
+    verify_zone: Flag = _option(
+        True,
+        "Before the first purge, check that the zone owns every host (needs Zone → Zone Read).",
+        group="cloudflare",
+    )
+    wait_for_origin: Flag = _option(
+        True,
+        "Before purging, wait until the origin serves this build's marker "
+        "(`cfpurge-build.json`): purging earlier re-caches the old pages.",
+        group="origin",
+    )
+    origin_url: Annotated[str | None, _checked(check_base_url)] = _option(
+        None,
+        "Where the origin serves the site (default: site_url). Behind Cloudflare, the "
+        "origin's own URL, e.g. https://USER.github.io/REPO/.",
+        group="origin",
+    )
+    origin_timeout: Seconds = _option(
+        600.0,
+        "How long to wait for the origin; on timeout the deploy fails and the purge stays pending.",
+        group="origin",
+        unit="seconds",
+    )
+    origin_interval: Seconds = _option(
+        10.0, "Seconds between two polls of the origin.", group="origin", unit="seconds"
+    )
+    verify_after_purge: Flag = _option(
+        False,
+        "After a purge, fetch every purged URL through its public host and fail on "
+        'stale pages (a 200 from the API only means "accepted").',
+        group="verify",
+    )
+    verify_connect_to: Annotated[str | None, _checked(check_connect_to)] = _option(
+        None,
+        "For `verify_after_purge`: connect to this http(s)://HOST:PORT instead of the "
+        "public hosts, sending the public Host header (like curl --connect-to).",
+        group="verify",
+    )
+
+
+OPTION_NAMES: tuple[str, ...] = tuple(Options.model_fields)
+
+
+def option_info(name: str) -> tuple[FieldInfo, dict[str, Any]]:
+    """An option's declaration and its extras (group, env, flag, unit)."""
+    info = Options.model_fields[name]
+    extra = info.json_schema_extra
+    return info, dict(extra) if isinstance(extra, dict) else {}
+
+
+def _bounds(name: str) -> tuple[Any, Any, Any]:
+    """An option's declared range: (gt, ge, le), each None when not declared."""
+    gt = ge = le = None
+    for constraint in _metadata(name):
+        gt = getattr(constraint, "gt", gt)
+        ge = getattr(constraint, "ge", ge)
+        le = getattr(constraint, "le", le)
+    return gt, ge, le
+
+
+def _metadata(name: str) -> list[Any]:
+    info = Options.model_fields[name]
+    found = list(info.metadata)
+    for arg in get_args(info.annotation)[1:]:  # constraints inside Annotated[...]
+        found += list(getattr(arg, "metadata", [arg]))
+    return found
+
+
+def _problem(name: str, error: Mapping[str, Any]) -> str:
+    """Pydantic's complaint about one value, in the words of the other option messages."""
+    value, kind, ctx = error.get("input"), error["type"], error.get("ctx") or {}
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 0 typed on a command line reaches here as 0.0: say it as typed
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        return f"{value!r} is not one of {ctx.get('expected', '').replace(' or ', ', ')}"
+    if kind == "extra_forbidden":
+        return "is not an option of mkdocs-cfpurge"
+    unit = option_info(name)[1].get("unit") if name in Options.model_fields else None
+    annotation = Options.model_fields[name].annotation if name in Options.model_fields else None
+    if kind.startswith("int") or annotation is int:
+        what = "a whole number"
+    elif kind.startswith("bool"):
+        what = "true or false"
+    else:
+        what = f"a number of {unit}" if unit else "a number"
+    if kind in ("greater_than", "greater_than_equal", "less_than_equal"):
+        gt, ge, le = _bounds(name)
+        if ge is not None and le is not None:
+            return f"{value!r} must be {what} from {ge} to {le}"
+        if gt is not None:
+            return f"{value!r} must be {what}, above {gt}"
+        if ge is not None:
+            return f"{value!r} must be {what}, {ge} or more"
+        return f"{value!r} must be {what}, at most {le}"
+    if kind.startswith(("int", "float", "bool")):
+        return f"{value!r} must be {what}"
+    if kind.startswith("string"):
+        return f"{value!r} must be a text"
+    if kind.startswith("list"):
+        return f"{value!r} must be a list"
+    if kind.startswith("dict"):
+        return f"{value!r} must be a map"
+    return str(error["msg"])
+
+
+def _config_error(exc: ValidationError) -> ConfigError:
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else "options"
+    return ConfigError(name, _problem(name, error))
+
+
+def check_option(name: str, value: Any) -> Any:
+    """One option's value validated (as MkDocs validates each option on its own)."""
+    try:
+        return Options.model_validate({name: value}).__dict__[name]
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+def parse_options(values: Mapping[str, Any], env: Mapping[str, str]) -> Options:
+    """All options from what a front end read; unset ones from their variable, else defaults.
+
+    `values` leaves out (or sets to None) what the user did not give.
+    """
+    given = {name: value for name, value in values.items() if value is not None}
+    forced_dry_run = env_flag(env, DRY_RUN_VAR)  # read (and checked) even when the option is on
+    for name in OPTION_NAMES:
+        variable = option_info(name)[1].get("env")
+        if variable is None or name in given or name == "dry_run":
+            continue
+        # An empty secret variable is worth an error (a CI secret that is not set), not "unset".
+        if env.get(variable) or (variable in env and name in SECRET_OPTIONS):
+            given[name] = env[variable]
+    if forced_dry_run:
+        given["dry_run"] = True
+    try:
+        return Options.model_validate(given)
+    except ValidationError as exc:
+        raise _config_error(exc) from None
+
+
+# --- the settings of one run ---------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -51,39 +523,12 @@ class Credentials:
     __str__ = __repr__
 
 
-def _secret(value: str | None, option: str, env_name: str) -> str | None:
-    if value is None:
-        return None
-    stripped = value.strip()
-    if not stripped:
-        raise config_error(option, f"is empty (check the {env_name} variable or secret)")
-    if any(ch.isspace() for ch in stripped) or not stripped.isprintable():
-        raise config_error(option, "holds spaces or control characters; paste the value alone")
-    # A trailing newline from `echo token > file` or a copied secret is stripped, not an error.
-    return stripped
-
-
-def resolve_credentials(
-    api_token: str | None,
-    api_email: str | None,
-    api_key: str | None,
-    env: Mapping[str, str],
-) -> Credentials | None:
-    """Options win over the environment; a half-given pair or both kinds at once is an error."""
-    token = _secret(
-        api_token if api_token is not None else env.get("CLOUDFLARE_API_TOKEN"),
-        "api_token",
-        "CLOUDFLARE_API_TOKEN",
-    )
-    email = api_email if api_email is not None else env.get("CLOUDFLARE_EMAIL")
-    key = _secret(
-        api_key if api_key is not None else env.get("CLOUDFLARE_API_KEY"),
-        "api_key",
-        "CLOUDFLARE_API_KEY",
-    )
-    email = email.strip() if email else None
+def credentials_of(options: Options) -> Credentials | None:
+    """A token, or an email and key; a half-given pair or both kinds at once is an error."""
+    token, key = options.api_token, options.api_key
+    email = options.api_email.strip() if options.api_email else None
     if token and (email or key):
-        raise config_error(
+        raise ConfigError(
             "api_token",
             "is set together with api_email/api_key; give one kind of credentials, not both",
         )
@@ -92,82 +537,9 @@ def resolve_credentials(
     if email or key:
         if not (email and key):
             missing = "api_key" if email else "api_email"
-            raise config_error(missing, "is missing: api_email and api_key go together")
+            raise ConfigError(missing, "is missing: api_email and api_key go together")
         return Credentials(api_email=email, api_key=key)
     return None
-
-
-def parse_zone_id(value: str | None, option: str = "zone_id") -> str | None:
-    if value is None or value == "":
-        return None
-    zone = value.strip().lower()
-    if not _ZONE_ID.fullmatch(zone):
-        raise config_error(
-            option,
-            f"{value!r} is not a zone id (32 hexadecimal characters, shown on the zone's "
-            "Overview page in the Cloudflare dashboard)",
-        )
-    return zone
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_api_base(value: str, option: str = "api_base") -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise config_error(option, f"{value!r} is not an http(s) URL")
-    if parts.scheme != "https" and not is_loopback(parts.hostname):
-        raise config_error(
-            option,
-            f"{value!r} must use https:// (plain http is allowed only on loopback, for the "
-            "local server): credentials would travel in clear",
-        )
-    return value.strip().rstrip("/")
-
-
-def check_max_files(value: int, option: str = "max_files_per_request") -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 1 <= value <= MAX_FILES_PER_REQUEST
-    ):
-        raise config_error(
-            option, f"{value!r} must be a whole number from 1 to {MAX_FILES_PER_REQUEST}"
-        )
-    return value
-
-
-def check_choice(value: str, choices: Sequence[str], option: str) -> str:
-    if value not in choices:
-        raise config_error(option, f"{value!r} is not one of {', '.join(choices)}")
-    return value
-
-
-def check_headers(
-    maps: Sequence[Mapping[str, str]], option: str = "cache_key_headers"
-) -> tuple[dict[str, str], ...]:
-    checked = []
-    for number, headers in enumerate(maps, 1):
-        if not isinstance(headers, Mapping) or not headers:
-            raise config_error(option, f"entry {number} must be a non-empty map of header: value")
-        for name, val in headers.items():
-            if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-                raise config_error(option, f"entry {number}: {name!r} is not a header name")
-            if not isinstance(val, str) or not val.isprintable():
-                raise config_error(option, f"entry {number}: header {name} needs a text value")
-        checked.append(dict(headers))
-    return tuple(checked)
-
-
-def env_flag(env: Mapping[str, str], name: str) -> bool:
-    return env.get(name, "").strip().lower() in _TRUE
 
 
 @dataclass(frozen=True)
@@ -184,7 +556,7 @@ class Settings:
     extra_urls: tuple[str, ...] = ()
     ignore_changes: tuple[str, ...] = ()
     strategy: str = "auto"
-    max_files_per_request: int = 30
+    max_files_per_request: int = DEFAULT_FILES_PER_REQUEST
     max_purge_seconds: float = 60.0
     max_collateral: int = 100
     allow_purge_everything: bool = False
@@ -195,6 +567,48 @@ class Settings:
     method: str = "purge"
     verify_zone: bool = True
     dry_run: bool = False
+    wait_for_origin: bool = True
+    origin_url: str | None = None
+    origin_timeout: float = 600.0
+    origin_interval: float = 10.0
+    verify_after_purge: bool = False
+    verify_connect_to: str | None = None
+
+    @classmethod
+    def from_options(
+        cls, options: Options, *, site_url: str | None, root: Path = Path(".")
+    ) -> Settings:
+        """The settings `options` describe for the site at `site_url`; paths relative to
+        `root` (mkdocs.yml's folder, conf.py's, or the working folder)."""
+        return cls(
+            site=SiteUrl.parse(site_url or ""),
+            manifest_path=root / options.manifest,
+            plan_path=root / options.plan_file if options.plan_file else None,
+            hosts=tuple(dict.fromkeys(options.hosts)),
+            schemes=tuple(dict.fromkeys(options.schemes)),
+            exclude=tuple(options.exclude),
+            cache_key_headers=tuple(dict(h) for h in options.cache_key_headers),
+            extra_urls=tuple(options.extra_urls),
+            ignore_changes=tuple(options.ignore_changes),
+            strategy=options.strategy,
+            max_files_per_request=options.max_files_per_request,
+            max_purge_seconds=options.max_purge_seconds,
+            max_collateral=options.max_collateral,
+            allow_purge_everything=options.allow_purge_everything,
+            zone_id=options.zone_id,
+            credentials=credentials_of(options),
+            api_base=options.api_base or DEFAULT_API_BASE,
+            cloudflare_plan=options.cloudflare_plan,
+            method=options.method,
+            verify_zone=options.verify_zone,
+            dry_run=options.dry_run,
+            wait_for_origin=options.wait_for_origin,
+            origin_url=options.origin_url,
+            origin_timeout=options.origin_timeout,
+            origin_interval=options.origin_interval,
+            verify_after_purge=options.verify_after_purge,
+            verify_connect_to=options.verify_connect_to,
+        )
 
     @classmethod
     def create(
@@ -203,76 +617,78 @@ class Settings:
         site_url: str | None,
         manifest_path: Path,
         plan_path: Path | None = None,
-        hosts: Sequence[str] = (),
-        schemes: Sequence[str] = (),
-        exclude: Sequence[str] = (),
-        cache_key_headers: Sequence[Mapping[str, str]] = (),
-        extra_urls: Sequence[str] = (),
-        ignore_changes: Sequence[str] = (),
-        strategy: str = "auto",
-        max_files_per_request: int = 30,
-        max_purge_seconds: float = 60.0,
-        max_collateral: int = 100,
-        allow_purge_everything: bool = False,
-        zone_id: str | None = None,
-        api_token: str | None = None,
-        api_email: str | None = None,
-        api_key: str | None = None,
-        api_base: str | None = None,
-        cloudflare_plan: str = "free",
-        method: str = "purge",
-        verify_zone: bool = True,
-        dry_run: bool = False,
         env: Mapping[str, str],
+        **options: Any,
     ) -> Settings:
-        """Validate raw option values (environment variables fill what options leave unset)."""
-        site = SiteUrl.parse(site_url or "")
-        compile_excludes(tuple(exclude))
-        compile_patterns(tuple(ignore_changes))
-        if not max_purge_seconds > 0:
-            raise config_error("max_purge_seconds", f"{max_purge_seconds!r} must be above 0")
-        if isinstance(max_collateral, bool) or not max_collateral >= 0:
-            raise config_error("max_collateral", f"{max_collateral!r} must be 0 or more")
-        for scheme in schemes:
-            check_choice(scheme, SCHEMES, "schemes")
-        for url in extra_urls:
-            if urlsplit(url).scheme not in SCHEMES or not urlsplit(url).hostname:
-                raise config_error("extra_urls", f"{url!r} is not a full http(s) URL")
-        return cls(
-            site=site,
-            manifest_path=manifest_path,
-            plan_path=plan_path,
-            hosts=tuple(parse_host(h) for h in hosts),
-            schemes=tuple(dict.fromkeys(schemes)),
-            exclude=tuple(exclude),
-            cache_key_headers=check_headers(cache_key_headers),
-            extra_urls=tuple(extra_urls),
-            ignore_changes=tuple(ignore_changes),
-            strategy=check_choice(strategy, STRATEGIES, "strategy"),
-            max_files_per_request=check_max_files(max_files_per_request),
-            max_purge_seconds=float(max_purge_seconds),
-            max_collateral=int(max_collateral),
-            allow_purge_everything=allow_purge_everything,
-            zone_id=parse_zone_id(zone_id if zone_id else env.get("CLOUDFLARE_ZONE_ID")),
-            credentials=resolve_credentials(api_token, api_email, api_key, env),
-            api_base=check_api_base(api_base or env.get("CLOUDFLARE_API_BASE") or DEFAULT_API_BASE),
-            cloudflare_plan=check_choice(cloudflare_plan, PLANS, "cloudflare_plan"),
-            method=check_choice(method, METHODS, "method"),
-            verify_zone=verify_zone,
-            dry_run=dry_run or env_flag(env, "CFPURGE_DRY_RUN"),
-        )
+        """Settings from option values by name (what a test or a script has at hand)."""
+        values = {**options, "manifest": str(manifest_path), "plan_file": None}
+        settings = cls.from_options(parse_options(values, env), site_url=site_url, root=Path())
+        return replace(settings, manifest_path=manifest_path, plan_path=plan_path)
 
     def mapper(self) -> UrlMapper:
         return UrlMapper.create(self.site, self.hosts, self.schemes or None, self.cache_key_headers)
 
+    @property
+    def origin_base(self) -> str:
+        """Where the origin serves the site: `origin_url`, else site_url."""
+        return self.origin_url or str(self.site)
+
+    def with_cname(self, raw: bytes | None, where: str) -> Settings:
+        """Add the custom domain a GitHub Pages `CNAME` file (its first word) announces."""
+        try:
+            words = (raw or b"").decode("utf-8").split()
+        except UnicodeDecodeError:
+            return self
+        if not words or words[0].lower() in self.mapper().hosts:
+            return self
+        host = words[0].lower()
+        log.info("cfpurge: %s names %s: its URLs are purged too", where, host)
+        return replace(self, hosts=(*self.hosts, host))
+
     def require_purge_access(self) -> tuple[str, Credentials]:
         """The zone and credentials a purge needs, or an error saying which is missing."""
         if self.zone_id is None:
-            raise config_error("zone_id", "is not set (set it, or the CLOUDFLARE_ZONE_ID variable)")
+            raise ConfigError("zone_id", "is not set (set it, or the CLOUDFLARE_ZONE_ID variable)")
         if self.credentials is None:
-            raise config_error(
+            raise ConfigError(
                 "api_token",
                 "is not set (set the CLOUDFLARE_API_TOKEN variable, from a CI secret; a token "
                 "with the Zone → Cache Purge permission)",
             )
         return self.zone_id, self.credentials
+
+
+def header_maps(values: Sequence[str], option: str = "cache_key_headers") -> list[Any]:
+    """Header maps given as JSON text (a CLI flag, an environment variable)."""
+    maps = []
+    for value in values:
+        try:
+            maps.append(json.loads(value))
+        except ValueError:
+            raise ConfigError(option, f"{value!r} is not a JSON object") from None
+    return maps
+
+
+def _yaml(value: Any) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if isinstance(value, float) and value.is_integer():
+        return f"`{int(value)}`"
+    if isinstance(value, list):
+        return f"`[{', '.join(map(str, value))}]`"
+    return f"`{value}`"
+
+
+def options_table() -> str:
+    """The Markdown table of every option (the README and the docs site carry it verbatim)."""
+    rows = ["| option | default | what it does |", "|---|---|---|"]
+    for name in OPTION_NAMES:
+        info, extra = option_info(name)
+        default = _yaml(info.default)
+        if extra.get("env"):
+            default += f", variable `{extra['env']}`"
+        help_text = str(info.description).replace("|", "\\|")
+        rows.append(f"| `{name}` | {default} | {help_text} |")
+    return "\n".join(rows)

@@ -24,8 +24,8 @@ from typing import Any
 
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
-from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
-from mkdocs_cfpurge.plan.plan import Body, check_body
+from mkdocs_cfpurge.errors import PurgeFailed, UsageError
+from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 
 PENDING_VERSION = 1
 
@@ -63,10 +63,9 @@ class StateStore:
                 if time.monotonic() >= deadline:
                     os.close(fd)
                     # Exit 1, not 2: nothing is wrong with the input, a retry later succeeds.
-                    raise CfPurgeError(
+                    raise PurgeFailed(
                         f"another mkdocs-cfpurge run holds the lock {str(self.lock_path)!r} "
                         f"(waited {self.lock_timeout:.0f}s); let it finish, then run again",
-                        exit_code=EXIT_PURGE_FAILED,
                     ) from None
                 time.sleep(0.1)
         self._lock_fd = fd
@@ -101,29 +100,28 @@ class StateStore:
         except FileNotFoundError:
             return Pending()
         except (OSError, ValueError) as exc:
-            raise CfPurgeError(
+            raise UsageError(
                 f"pending file {str(self.pending_path)!r} is corrupt ({exc}); it was left as it "
                 "is. Purge everything once by hand, then delete it"
             ) from None
         try:
             return self._parse_pending(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise CfPurgeError(
+            raise UsageError(
                 f"pending file {str(self.pending_path)!r} is invalid ({exc}); it was left as it is"
             ) from None
 
     def _parse_pending(self, data: Any) -> Pending:
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
         if data["version"] != PENDING_VERSION:
             raise ValueError(f"unknown version {data['version']!r}")
         if data["site_url"] != self.site_url:
             raise ValueError(f"made for site_url {data['site_url']!r}, not {self.site_url!r}")
-        for number, body in enumerate(data["requests"], 1):
-            check_body(body, f"request {number}")
+        requests = check_bodies(data["requests"], "requests")
         raw = data.get("next_manifest")
-        manifest = None
-        if raw is not None:
-            manifest = Manifest(site_url=raw["site_url"], files=dict(raw["files"]))
-        return Pending(list(data["requests"]), manifest)
+        manifest = None if raw is None else Manifest.from_dict(raw)
+        return Pending(requests, manifest)
 
     def save_pending(self, pending: Pending) -> None:
         data = {

@@ -6,7 +6,8 @@ fetched once and its body hashed the way the manifest hashes the file (with the 
 `ignore_changes` noise filter), so a page is fresh exactly when the bytes served are the bytes
 built. Deleted files must answer 404 (or 410) instead.
 
-httpx is imported inside the functions that fetch, like everywhere else in the package.
+httpx is imported inside the functions that fetch, so that importing this module (the CLI does)
+costs nothing until a fetch happens.
 """
 
 from __future__ import annotations
@@ -15,17 +16,15 @@ import hashlib
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 from mkdocs_cfpurge.build.manifest import Manifest, Normalizer
 from mkdocs_cfpurge.build.noise import make_normalizer
-from mkdocs_cfpurge.errors import config_error
+from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.changes import Status
 from mkdocs_cfpurge.plan.plan import PurgePlan
-from mkdocs_cfpurge.settings import Settings
+from mkdocs_cfpurge.settings import Settings, check_connect_to
 
 if TYPE_CHECKING:
     import httpx
@@ -155,15 +154,6 @@ def targets(plan: PurgePlan, manifest: Manifest) -> tuple[list[Target], list[Url
     return list(found.values()), missing
 
 
-def check_connect_to(value: str, option: str = "connect_to") -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise config_error(option, f"{value!r} must be http(s)://HOST[:PORT]")
-    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-        raise config_error(option, f"{value!r} must name a server only (no path, query or user)")
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 def _request(
     target: Target, connect_to: str | None
 ) -> tuple[httpx.URL, dict[str, str], dict[str, str]]:
@@ -245,9 +235,9 @@ def verify_manifest(
     import httpx
 
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise config_error("concurrency", f"{concurrency!r} must be a whole number above 0")
+        raise ConfigError("concurrency", f"{concurrency!r} must be a whole number above 0")
     if not timeout > 0:
-        raise config_error("timeout", f"{timeout!r} must be above 0 seconds")
+        raise ConfigError("timeout", f"{timeout!r} must be above 0 seconds")
     connect = check_connect_to(connect_to) if connect_to is not None else None
     normalize = make_normalizer(settings.ignore_changes)
     todo, unchecked = targets(plan, manifest)
@@ -265,27 +255,6 @@ def verify_manifest(
     ):
         checks = list(pool.map(lambda t: _check(client, t, connect, normalize), todo))
     return VerifyResult(checks + unchecked)
-
-
-def verify_plan(
-    plan: PurgePlan,
-    site_dir: Path,
-    settings: Settings,
-    connect_to: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> VerifyResult:
-    """Check a purge against the built site in `site_dir` (what the plugin calls after one)."""
-    from mkdocs_cfpurge.pipeline import scan
-
-    return verify_manifest(
-        plan,
-        scan(site_dir, settings),
-        settings,
-        connect_to=connect_to,
-        concurrency=concurrency,
-        timeout=timeout,
-    )
 
 
 def lines(result: VerifyResult, *, verbose: bool = False) -> Iterable[str]:

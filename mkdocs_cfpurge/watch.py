@@ -49,9 +49,15 @@ from watchdog.observers.api import ObservedWatch
 
 from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge.build.manifest import Manifest
-from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError, config_error
+from mkdocs_cfpurge.errors import (
+    CfPurgeError,
+    ConfigError,
+    PurgeFailed,
+    PurgeIncomplete,
+    UsageError,
+)
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.plan.plan import Body, PurgePlan
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 
 if TYPE_CHECKING:
@@ -137,9 +143,9 @@ class DeployWatcher:
         retry_delay: float = DEFAULT_RETRY_DELAY,
     ) -> None:
         if not quiet_period > 0:
-            raise config_error("quiet_period", f"{quiet_period!r} must be above 0 seconds")
+            raise ConfigError("quiet_period", f"{quiet_period!r} must be above 0 seconds")
         if not retry_delay > 0:
-            raise config_error("retry_delay", f"{retry_delay!r} must be above 0 seconds")
+            raise ConfigError("retry_delay", f"{retry_delay!r} must be above 0 seconds")
         # Not resolved: when it is a symlink, it is the link that a deploy switches.
         self.site_dir = Path(os.path.abspath(site_dir))
         self.settings = settings
@@ -180,7 +186,7 @@ class DeployWatcher:
             raise RuntimeError("a DeployWatcher can be started once")
         parent = self.site_dir.parent
         if not parent.is_dir():
-            raise CfPurgeError(f"folder {str(parent)!r} (which holds SITE_DIR) does not exist")
+            raise UsageError(f"folder {str(parent)!r} (which holds SITE_DIR) does not exist")
         # Non-recursive: only the entry named like the site matters there (see _on_parent_event).
         self._observer.schedule(
             self._parent_handler, str(parent), recursive=False, event_filter=_WRITE_EVENTS
@@ -307,10 +313,9 @@ class DeployWatcher:
                 self._site_handler, current[0], recursive=True, event_filter=_WRITE_EVENTS
             )
         except OSError as exc:
-            raise CfPurgeError(
+            raise PurgeFailed(
                 f"cannot watch {current[0]!r}: {exc} (on Linux, the inotify limit "
                 "fs.inotify.max_user_watches may be too low for this many folders)",
-                exit_code=EXIT_PURGE_FAILED,
             ) from None
         # Files may have landed before the new watch saw them: wait for a quiet period anew.
         self._touch()
@@ -379,9 +384,8 @@ class DeployWatcher:
             # This pass reads the folder as it is now: writes seen so far are covered by it.
             self._dirty = False
             self._busy = True
-        settings = pipeline.with_site_hosts(self.settings, self.site_dir)
         try:
-            manifest = pipeline.scan(self.site_dir, settings)
+            settings, manifest = pipeline.read_site(self.site_dir, self.settings)
         except (CfPurgeError, OSError) as exc:
             # The folder is being replaced, or a file vanished between listing and hashing:
             # the writes that caused it will end in a quiet period, and a pass after it.
@@ -423,35 +427,19 @@ class DeployWatcher:
             )
             self._record(Round(number, "unchanged", len(manifest.files)))
             return
-        if settings.dry_run:
-            self._record(self._dry_run(number, settings, manifest))
-        else:
-            self._record(self._deploy(number, settings, manifest))
-
-    def _dry_run(self, number: int, settings: Settings, manifest: Manifest) -> Round:
-        plan = pipeline.preview(settings, manifest)
-        pipeline.report(plan, settings)
-        self._last = manifest
-        log.info(
-            "cfpurge watch: deploy %d (dry run): %d changed file(s); nothing sent",
-            number,
-            len(plan.changes),
-        )
-        return Round(number, "dry-run", len(manifest.files), plan)
+        self._record(self._deploy(number, settings, manifest))
 
     def _deploy(self, number: int, settings: Settings, manifest: Manifest) -> Round:
-        had_manifest = settings.manifest_path.exists()
         try:
-            result = pipeline.deploy(settings, manifest, client_factory=self._client)
+            result = pipeline.purge(settings, manifest, client_factory=self._client)
         except CfPurgeError as exc:
             self._owed = True
-            unsent: list[Body] | None = getattr(exc, "unsent", None)
-            if self._stop_requests.is_set() and unsent is not None:
+            if self._stop_requests.is_set() and isinstance(exc, PurgeIncomplete):
                 log.info(
                     "cfpurge watch: deploy %d: stopped mid-purge; %d request(s) still owed "
                     "are kept in pending.json, the next run sends them",
                     number,
-                    len(unsent),
+                    len(exc.unsent),
                 )
                 return Round(number, "interrupted", len(manifest.files), error=str(exc))
             with self._cond:
@@ -466,7 +454,14 @@ class DeployWatcher:
         self._last = manifest
         self._owed = False
         plan = result.plan
-        if not had_manifest and not plan.changes:
+        if result.dry_run:
+            log.info(
+                "cfpurge watch: deploy %d (dry run): %d changed file(s); nothing sent",
+                number,
+                len(plan.changes),
+            )
+            return Round(number, "dry-run", len(manifest.files), plan)
+        if result.baseline_recorded:
             log.info(
                 "cfpurge watch: deploy %d: baseline of %d file(s) recorded; nothing purged",
                 number,
@@ -526,7 +521,5 @@ def run_watch(
     if watcher.error is not None:
         if isinstance(watcher.error, CfPurgeError):
             raise watcher.error
-        raise CfPurgeError(
-            f"watch stopped on an unexpected error: {watcher.error}", exit_code=EXIT_PURGE_FAILED
-        )
+        raise PurgeFailed(f"watch stopped on an unexpected error: {watcher.error}")
     log.info("cfpurge watch: stopped (%d deploy(s) handled)", watcher.round_count)

@@ -446,7 +446,7 @@ def quick_client(settings: Settings) -> CloudflareClient:
 def deploy_in_process(world: World, manifest: Path, cf: LocalCloudflare) -> Run:
     settings = settings_for(manifest, cf.api_base)
     try:
-        pipeline.deploy(settings, scan(world.v2), client_factory=quick_client)
+        pipeline.purge(settings, scan(world.v2), client_factory=quick_client)
     except CfPurgeError as exc:
         assert isinstance(exc, PurgeIncomplete), exc
         return Run(exc.exit_code, str(exc))

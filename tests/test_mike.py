@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from mkdocs_cfpurge.build.noise import make_normalizer
-from mkdocs_cfpurge.deploy import branch as branchdiff
+from mkdocs_cfpurge.deploy.mike import mike_build_version
+from mkdocs_cfpurge.deploy.tree import tree_manifest
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from tests.cfschema import load_purge_body_validator
 from tests.helpers import EPOCH, make_site, write_files
@@ -273,8 +274,8 @@ def test_mike_builds_with_mkdocs_build_in_a_subprocess_marked_by_the_version_var
     builds = [json.loads(line) for line in (repo.root / "builds.jsonl").read_text().splitlines()]
     assert builds == [[SITE + "1.0", str(repo.root / "site")]]
     assert cf.requests == []
-    assert branchdiff.mike_build_version({"MIKE_DOCS_VERSION": "1.0"}) == "1.0"
-    assert branchdiff.mike_build_version({}) is None
+    assert mike_build_version({"MIKE_DOCS_VERSION": "1.0"}) == "1.0"
+    assert mike_build_version({}) is None
 
     layout = git(repo.bare, "ls-tree", "gh-pages").splitlines()
     modes = {line.split("\t")[1]: line.split()[0] for line in layout}
@@ -488,7 +489,7 @@ def test_tree_manifest_follows_symlinks_inside_the_tree_only(tmp_path: Path) -> 
             "x/self": "..",
         },
     )
-    manifest = branchdiff.tree_manifest(root, commit, SITE, exclude=["x/keep.txt"])
+    manifest = tree_manifest(root, commit, SITE, exclude=["x/keep.txt"])
     blob = {p: git(root, "rev-parse", f"{commit}:{p}") for p in ("1.0/index.html", "1.0/a/b.css")}
     assert manifest.site_url == SITE
     assert manifest.files == {
@@ -512,13 +513,10 @@ def test_tree_manifest_ignores_noise_with_ignore_changes(tmp_path: Path) -> None
     one = commit_tree(root, {"1.0/index.html": "page" + stamp.format("2024-01-01")}, {})
     two = commit_tree(root, {"1.0/index.html": "page" + stamp.format("2024-01-02")}, {})
     three = commit_tree(root, {"1.0/index.html": "edit" + stamp.format("2024-01-02")}, {})
-    plain = [branchdiff.tree_manifest(root, c, SITE).files for c in (one, two)]
+    plain = [tree_manifest(root, c, SITE).files for c in (one, two)]
     assert plain[0] != plain[1]
     normalize = make_normalizer(["mkdocs-build-date"])
-    quiet = [
-        branchdiff.tree_manifest(root, c, SITE, normalize=normalize).files
-        for c in (one, two, three)
-    ]
+    quiet = [tree_manifest(root, c, SITE, normalize=normalize).files for c in (one, two, three)]
     assert quiet[0] == quiet[1] != quiet[2]
 
 

@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from mkdocs_cfpurge.cloudflare.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.plan.auto import Budget
-from mkdocs_cfpurge.plan.changes import Change, Status, diff
-from mkdocs_cfpurge.plan.plan import PurgePlan, build_plan, check_body, merge_requests, purge_type
+from mkdocs_cfpurge.plan.bodies import check_body, merge_requests, purge_type
+from mkdocs_cfpurge.plan.changes import Change, Reason, Status, diff
+from mkdocs_cfpurge.plan.plan import PurgePlan
+from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.plan.report import markdown_summary, text_summary
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
 from tests.cfschema import load_purge_body_validator
@@ -31,7 +33,7 @@ def mapper(site: str = SITE, **kwargs: Any) -> UrlMapper:
 
 
 def modified(*paths: str) -> list[Change]:
-    return [Change(path, Status.MODIFIED, "hash differs") for path in paths]
+    return [Change(path, Status.MODIFIED, Reason.HASH_DIFFERS) for path in paths]
 
 
 # --- diff ---------------------------------------------------------------------------------------
@@ -41,9 +43,9 @@ def test_diff_statuses_and_reasons() -> None:
     old = {"same.html": "a" * 64, "gone.html": "b" * 64, "edit.html": "c" * 64}
     new = {"same.html": "a" * 64, "edit.html": "d" * 64, "new/index.html": "e" * 64}
     assert diff(old, new) == [
-        Change("edit.html", Status.MODIFIED, "hash differs (cccccccccccc → dddddddddddd)"),
-        Change("gone.html", Status.DELETED, "no longer built"),
-        Change("new/index.html", Status.ADDED, "not in the last deploy"),
+        Change("edit.html", Status.MODIFIED, Reason.HASH_DIFFERS, "cccccccccccc → dddddddddddd"),
+        Change("gone.html", Status.DELETED, Reason.GONE),
+        Change("new/index.html", Status.ADDED, Reason.NEW),
     ]
     assert diff(new, new) == []
     assert diff({}, {}) == []
@@ -66,9 +68,9 @@ def test_diff_is_sorted_whatever_the_input_order() -> None:
 
 def test_files_strategy_lists_every_url() -> None:
     changes = [
-        Change("index.html", Status.MODIFIED, "hash differs"),
-        Change("guide/index.html", Status.ADDED, "not in the last deploy"),
-        Change("old.html", Status.DELETED, "no longer built"),
+        Change("index.html", Status.MODIFIED, Reason.HASH_DIFFERS),
+        Change("guide/index.html", Status.ADDED, Reason.NEW),
+        Change("old.html", Status.DELETED, Reason.GONE),
     ]
     plan = build_plan(changes, mapper(), zone_id="z" * 32)
     assert plan.requests == [
@@ -91,7 +93,7 @@ def test_files_strategy_lists_every_url() -> None:
     assert (
         plan.count(Status.MODIFIED) == plan.count(Status.ADDED) == plan.count(Status.DELETED) == 1
     )
-    assert plan.purged_items() == 5
+    assert sum(len(body[purge_type(body)]) for body in plan.requests) == 5
 
 
 def test_no_changes_no_requests() -> None:
@@ -287,8 +289,8 @@ def test_merge_respects_the_flex_cap() -> None:
 def test_round_trip(tmp_path: Path) -> None:
     plan = build_plan(
         [
-            Change("café/index.html", Status.ADDED, "not in the last deploy"),
-            Change("x.html", Status.DELETED, "no longer built"),
+            Change("café/index.html", Status.ADDED, Reason.NEW),
+            Change("x.html", Status.DELETED, Reason.GONE),
         ],
         mapper(cache_key_headers=({"Accept-Language": "fr"},)),
         strategy="prefixes",

@@ -261,7 +261,9 @@ BAD_OPTIONS = [
     ("max_purge_seconds", 0, "above 0"),
     ("max_collateral", -1, "0 or more"),
     ("origin_url", "github.io/repo/", "must start with https://"),
-    ("origin_timeout", -1, "0 or more"),
+    # A timeout of 0 would never let the origin answer: refused like every other "seconds".
+    ("origin_timeout", 0, "above 0"),
+    ("origin_timeout", -1, "above 0"),
     ("origin_interval", 0, "above 0"),
 ]
 

@@ -186,7 +186,7 @@ def test_a_real_two_build_change_is_purged_then_committed(tmp_path: Path) -> Non
         site_dir = build_site(tmp_path, PAGES_V2)
         new = pipeline.scan(site_dir, settings)
 
-        result = pipeline.deploy(settings, new, client_factory=fast_clients([]))
+        result = pipeline.purge(settings, new, client_factory=fast_clients([]))
         posts = check_bodies(cf)
 
     plan = result.plan
@@ -228,7 +228,7 @@ def test_nothing_changed_sends_nothing(cf: LocalCloudflare, tmp_path: Path) -> N
     settings = make_settings(cf, tmp_path)
     before = baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V1), settings)
-    result = pipeline.deploy(settings, new, client_factory=fast_clients([]))
+    result = pipeline.purge(settings, new, client_factory=fast_clients([]))
     assert result.requests_sent == 0 and result.plan.is_empty
     assert cf.requests == []
     assert settings.manifest_path.read_bytes() == before
@@ -269,7 +269,7 @@ def test_through_the_edge_changed_pages_are_fresh_and_the_rest_stays_cached(
                 if change.status is not Status.DELETED:
                     assert stale.body != (site_dir / change.path).read_bytes(), url
 
-        pipeline.deploy(settings, new, client_factory=fast_clients([]))
+        pipeline.purge(settings, new, client_factory=fast_clients([]))
         assert {r.method for r in cf.purges} == {f"{method}_cache"}
 
         for change in plan.changes:
@@ -303,7 +303,7 @@ def test_transient_failures_are_retried_and_everything_is_purged(
         cf.drop_next(2)
     sleeps: list[float] = []
 
-    result = pipeline.deploy(settings, new, client_factory=fast_clients(sleeps))
+    result = pipeline.purge(settings, new, client_factory=fast_clients(sleeps))
 
     assert set(accepted(cf)) == change_urls(result.plan)
     if fault == "429":
@@ -325,7 +325,7 @@ def test_an_over_cap_batch_is_split_and_the_run_goes_on(tmp_path: Path) -> None:
         write_files(site_dir, {f"p{i:02}/index.html": f"<p>{i} v2</p>" for i in range(45)})
         new = pipeline.scan(site_dir, settings)
 
-        result = pipeline.deploy(settings, new, client_factory=fast_clients([]))
+        result = pipeline.purge(settings, new, client_factory=fast_clients([]))
         posts = check_bodies(cf)
 
     assert [len(r["body"]["files"]) for r in posts if r["status"] == 400] == [30, 15]
@@ -370,7 +370,7 @@ def test_two_runs_are_kept_apart_by_the_lock(
 
     def run(name: str) -> None:
         try:
-            results[name] = pipeline.deploy(settings, new, client_factory=fast_clients([]))
+            results[name] = pipeline.purge(settings, new, client_factory=fast_clients([]))
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -405,7 +405,7 @@ def test_a_zone_that_does_not_own_the_host_is_refused_before_any_purge(
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
 
     with pytest.raises(CfPurgeError) as caught:
-        pipeline.deploy(settings, new, client_factory=fast_clients([]))
+        pipeline.purge(settings, new, client_factory=fast_clients([]))
 
     message = str(caught.value)
     assert "is 'example.com', which does not own host(s) docs.example.org" in message
@@ -422,7 +422,7 @@ def test_verify_zone_false_skips_the_check(cf: LocalCloudflare, tmp_path: Path) 
     settings = make_settings(cf, tmp_path, site_url="https://docs.example.org/", verify_zone=False)
     baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
-    pipeline.deploy(settings, new, client_factory=fast_clients([]))
+    pipeline.purge(settings, new, client_factory=fast_clients([]))
     assert all(r["method"] == "POST" for r in cf.requests)
     assert accepted(cf)
 
@@ -436,7 +436,7 @@ def test_a_token_that_may_not_read_zones_warns_once_and_purges(
         settings = make_settings(cf, tmp_path)
         baseline(tmp_path, settings)
         new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
-        result = pipeline.deploy(settings, new, client_factory=fast_clients([]))
+        result = pipeline.purge(settings, new, client_factory=fast_clients([]))
         check_bodies(cf)
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

@@ -9,7 +9,8 @@ from mkdocs_cfpurge.cloudflare.limits import PLAN_LIMITS
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.plan.auto import Budget, estimate_seconds
 from mkdocs_cfpurge.plan.changes import diff
-from mkdocs_cfpurge.plan.plan import PurgePlan, build_plan
+from mkdocs_cfpurge.plan.plan import PurgePlan
+from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
 
 SITE = SiteUrl.parse("https://docs.example.com/")

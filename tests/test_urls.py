@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from mkdocs.structure.files import File
 
 from mkdocs_cfpurge.errors import ConfigError
-from mkdocs_cfpurge.plan.changes import Change, Status
-from mkdocs_cfpurge.plan.plan import build_plan
+from mkdocs_cfpurge.plan.changes import Change, Reason, Status
+from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper, parse_host
 
 SITES = ["https://example.com/", "https://example.com/docs/"]
@@ -149,7 +149,7 @@ def test_cache_key_headers_become_url_and_headers_entries() -> None:
         (("CF-Device-Type", "mobile"), ("CF-IPCountry", "US")),
         (("Accept-Language", "fr"),),
     )
-    plan = build_plan([Change("a/index.html", Status.MODIFIED, "hash differs")], mapper)
+    plan = build_plan([Change("a/index.html", Status.MODIFIED, Reason.HASH_DIFFERS)], mapper)
     urls = ["https://example.com/docs/a/", "https://example.com/docs/a/index.html"]
     assert plan.requests == [
         {"files": urls},

@@ -15,8 +15,8 @@ from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.plan import PurgePlan
-from mkdocs_cfpurge.settings import Settings
-from mkdocs_cfpurge.verify import check_connect_to, verify_plan
+from mkdocs_cfpurge.settings import Settings, check_connect_to
+from mkdocs_cfpurge.verify import verify_manifest
 from tests.helpers import write_files
 
 pytestmark = pytest.mark.timeout(60)
@@ -100,7 +100,7 @@ def deployed(site: Path, cf: LocalCloudflare, tmp_path: Path) -> tuple[Settings,
     of its purge is saved to plan.json, but not sent yet.
     """
     settings = settings_for(cf, tmp_path / "state")
-    pipeline.deploy(settings, pipeline.scan(site, settings))  # the baseline: nothing purged
+    pipeline.purge(settings, pipeline.scan(site, settings))  # the baseline: nothing purged
     mapper = settings.mapper()
     visited = [url for path in BUILD1 for url in mapper.urls(path)]
     # Visitors also asked for the new pages before they existed: their 404s are cached too.
@@ -177,7 +177,7 @@ def test_after_the_purge_every_page_is_fresh_and_exit_0(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings, plan_file = deployed
-    result = pipeline.deploy(settings, pipeline.scan(site, settings))
+    result = pipeline.purge(settings, pipeline.scan(site, settings))
     assert result.requests_sent >= 1
     plan = PurgePlan.load(plan_file)
     gone = {url for c in plan.changes if c.status.value == "deleted" for url in c.urls}
@@ -195,8 +195,10 @@ def test_after_the_purge_every_page_is_fresh_and_exit_0(
     guide_line = next(line for line in out.splitlines() if f" {SITE}guide/" in line)
     assert guide_line.split()[:3] == ["fresh", "200", "MISS"]
 
-    # The library call the plugin makes: the same checks, now answered from the cache.
-    again = verify_plan(plan, site, settings, connect_to=cf.edge_url, concurrency=2, timeout=5)
+    # The library call the use case makes (verify_after_purge): the same checks, now answered
+    # from the cache.
+    built = pipeline.scan(site, settings)
+    again = verify_manifest(plan, built, settings, connect_to=cf.edge_url, concurrency=2, timeout=5)
     assert again.ok and not again.stale
     assert {check.url for check in again.of("fresh")} == fresh
     assert {check.cache_status for check in again.of("fresh")} == {"HIT"}
@@ -210,7 +212,7 @@ def test_noise_is_ignored_only_when_hashed_the_same_way(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings, plan_file = deployed
-    pipeline.deploy(settings, pipeline.scan(site, settings))
+    pipeline.purge(settings, pipeline.scan(site, settings))
     argv = verify_argv(plan_file, site, cf)
     without_filter = argv[: argv.index("--ignore-changes")]
 

@@ -10,16 +10,16 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from pathspec import GitIgnoreSpec
 
 from mkdocs_cfpurge.build.atomic import write_atomic
-from mkdocs_cfpurge.errors import CfPurgeError, config_error
+from mkdocs_cfpurge.errors import ConfigError, UsageError
 
 FORMAT_VERSION = 1
 ALGORITHM = "sha256"
@@ -62,6 +62,28 @@ class Manifest:
     def save(self, path: Path) -> None:
         write_atomic(path, self.to_json())
 
+    @classmethod
+    def from_dict(cls, data: Any) -> Manifest:
+        """The manifest a JSON object describes; ValueError names what is wrong with it."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        try:
+            files, site_url = data["files"], data["site_url"]
+            version, algorithm = data.get("version", FORMAT_VERSION), data.get("algorithm", ALGORITHM)
+        except KeyError as exc:
+            raise ValueError(f"{exc.args[0]!r} is missing") from None
+        if not isinstance(site_url, str):
+            raise ValueError("'site_url' must be a string")
+        if not isinstance(files, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in files.items()
+        ):
+            raise ValueError("'files' must map paths to hashes")
+        if version != FORMAT_VERSION or algorithm != ALGORITHM:
+            raise ValueError(
+                f"format {version}/{algorithm}; this version reads {FORMAT_VERSION}/{ALGORITHM}"
+            )
+        return cls(site_url=site_url, files=files)
+
 
 def compile_excludes(
     patterns: tuple[str, ...] | list[str], option: str = "exclude"
@@ -69,7 +91,7 @@ def compile_excludes(
     try:
         return GitIgnoreSpec.from_lines(list(patterns))
     except Exception as exc:  # pathspec raises several types for a bad pattern
-        raise config_error(option, f"invalid gitignore-style pattern: {exc}") from None
+        raise ConfigError(option, f"invalid gitignore-style pattern: {exc}") from None
 
 
 def iter_site_files(site_dir: Path, excludes: GitIgnoreSpec | None = None) -> Iterator[str]:
@@ -85,7 +107,7 @@ def iter_site_files(site_dir: Path, excludes: GitIgnoreSpec | None = None) -> It
 def _walk(site_dir: Path, excludes: GitIgnoreSpec | None) -> Iterator[tuple[str, os.DirEntry[str]]]:
     """`iter_site_files`, with each file's directory entry (its size costs no extra walk)."""
     if not site_dir.is_dir():
-        raise CfPurgeError(f"site folder {str(site_dir)!r} does not exist or is not a folder")
+        raise UsageError(f"site folder {str(site_dir)!r} does not exist or is not a folder")
     root = os.fspath(site_dir)
     # Each entry: the folder, its relative path ("" or "x/y/"), its real path, and the real
     # folders on the walked path to it: a symlink to any of them is a loop, even one that goes
@@ -113,7 +135,7 @@ def _walk(site_dir: Path, excludes: GitIgnoreSpec | None) -> Iterator[tuple[str,
                 continue
             target = os.path.realpath(entry.path) if _is_link(entry) else os.path.join(real, name)
             if target in chain or real.startswith(target + os.sep):
-                raise CfPurgeError(
+                raise UsageError(
                     f"symlink loop in the site folder: {rel_dir + name!r} points back to "
                     f"{os.path.relpath(target, root)!r}"
                 )
@@ -162,11 +184,11 @@ def _check_name(site_dir: Path, rel: str) -> None:
             rel.encode("utf-8")
         except UnicodeEncodeError:
             shown = rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-            raise CfPurgeError(
+            raise UsageError(
                 f"file name '{shown}' in {str(site_dir)!r} is not valid UTF-8: no URL can name it"
             ) from None
     if _CONTROL.search(rel):
-        raise CfPurgeError(
+        raise UsageError(
             f"file name {rel!r} in {str(site_dir)!r} holds a control character (newline?)"
         )
 
@@ -258,39 +280,17 @@ def load_manifest(path: Path, site_url: str | None = None) -> Manifest | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise CfPurgeError(f"manifest {str(path)!r} cannot be read: {exc.strerror}") from None
+        raise UsageError(f"manifest {str(path)!r} cannot be read: {exc.strerror}") from None
     try:
-        data = json.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        files = data["files"]
-        if not isinstance(files, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-        ):
-            raise ValueError("'files' must map paths to hashes")
-        manifest = Manifest(
-            site_url=str(data["site_url"]),
-            files=files,
-            algorithm=str(data["algorithm"]),
-            version=int(data["version"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CfPurgeError(
+        manifest = Manifest.from_dict(json.loads(raw))
+    except ValueError as exc:
+        raise UsageError(
             f"manifest {str(path)!r} is corrupt ({exc}); it was left as it is. Delete it to "
             "start over (the next run then has no baseline), or restore it from version control"
         ) from None
-    if manifest.version != FORMAT_VERSION or manifest.algorithm != ALGORITHM:
-        raise CfPurgeError(
-            f"manifest {str(path)!r} has format {manifest.version}/{manifest.algorithm}; this "
-            f"version reads {FORMAT_VERSION}/{ALGORITHM}"
-        )
     if site_url is not None and manifest.site_url != site_url:
-        raise CfPurgeError(
+        raise UsageError(
             f"manifest {str(path)!r} was made for site_url {manifest.site_url!r}, not "
             f"{site_url!r}; point 'manifest' at another file, or delete this one"
         )
     return manifest
-
-
-def files_of(manifest: Manifest | None) -> Mapping[str, str]:
-    return manifest.files if manifest is not None else {}

@@ -12,7 +12,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mkdocs_cfpurge.errors import config_error
+from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.build.manifest import Normalizer
 
 TEXT_SUFFIXES = (".html", ".htm", ".xml", ".json", ".txt", ".xhtml", ".rss", ".atom")
@@ -56,7 +56,7 @@ def compile_patterns(entries: Sequence[str], option: str = "ignore_changes") -> 
         try:
             rules.append(Rule(re.compile(entry.encode("utf-8"))))
         except re.error as exc:
-            raise config_error(option, f"{entry!r} is not a regular expression: {exc}") from None
+            raise ConfigError(option, f"{entry!r} is not a regular expression: {exc}") from None
     return rules
 
 

@@ -25,10 +25,10 @@ from mkdocs_cfpurge.cloudflare.limits import (
     PLAN_LIMITS,
     TokenBucket,
 )
-from mkdocs_cfpurge.cloudflare.wire import Envelope, Zone, purge_body_adapter
-from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
+from mkdocs_cfpurge.cloudflare.wire import Envelope, Zone
+from mkdocs_cfpurge.errors import CfPurgeError, PurgeFailed, PurgeIncomplete, UsageError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.plan.plan import Body, purge_type
+from mkdocs_cfpurge.plan.bodies import Body, batches, check_body, purge_type
 from mkdocs_cfpurge.settings import Credentials, check_api_base, is_loopback
 
 MAX_RETRY_AFTER = 300.0
@@ -54,19 +54,6 @@ class RetryPolicy:
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with full jitter."""
         return rng.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
-
-
-class PurgeIncomplete(CfPurgeError):
-    """A purge that stopped part-way; `unsent` holds every body not confirmed by Cloudflare."""
-
-    def __init__(self, cause: CfPurgeError, unsent: list[Body]) -> None:
-        super().__init__(
-            f"{cause.message} ({len(unsent)} request(s) not confirmed)",
-            exit_code=EXIT_PURGE_FAILED,
-            codes=cause.codes,
-            status=cause.status,
-        )
-        self.unsent = unsent
 
 
 class CloudflareClient:
@@ -153,9 +140,7 @@ class CloudflareClient:
             message += f": {raw[:200]}"
         if advice:
             message += f": {advice}"
-        return CfPurgeError(
-            self._redact(message), exit_code=EXIT_PURGE_FAILED, codes=codes, status=status
-        )
+        return PurgeFailed(self._redact(message), codes=codes, status=status)
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -169,11 +154,10 @@ class CloudflareClient:
                 response = self._http.request(method, path, json=json)
             except httpx.TransportError as exc:
                 if attempt >= self.retry.attempts:
-                    raise CfPurgeError(
+                    raise PurgeFailed(
                         self._redact(
                             f"{what} failed after {attempt} attempts: {type(exc).__name__}: {exc}"
                         ),
-                        exit_code=EXIT_PURGE_FAILED,
                     ) from None
                 delay = self.retry.backoff(attempt, self._rng)
                 log.warning("%s: %s; retrying in %.1fs", what, type(exc).__name__, delay)
@@ -236,7 +220,7 @@ class CloudflareClient:
         name = zone.name.lower()
         foreign = [h for h in hosts if not _host_in_zone(h, name)]
         if foreign:
-            raise CfPurgeError(
+            raise UsageError(
                 f"zone {self.zone_id} is {name!r}, which does not own host(s) "
                 f"{', '.join(foreign)}: check zone_id and hosts (nothing was purged)"
             )
@@ -244,12 +228,10 @@ class CloudflareClient:
     def purge(self, body: Body) -> str | None:
         """Send one body; return Cloudflare's purge id."""
         try:
-            purge_body_adapter.validate_python(body)
-        except ValidationError as exc:
-            raise CfPurgeError(
-                "refusing to send a purge body Cloudflare would reject: "
-                f"{exc.error_count()} problem(s), first: {exc.errors()[0]['msg']}",
-                exit_code=EXIT_PURGE_FAILED,
+            check_body(body, "the body")
+        except ValueError as exc:
+            raise PurgeFailed(
+                f"refusing to send a purge body Cloudflare would reject: {exc}"
             ) from None
         kind = purge_type(body)
         if kind == "files":
@@ -282,7 +264,7 @@ class CloudflareClient:
             body = queue.popleft()
             if self.stop_requested.is_set():
                 # Between requests only: the one in flight completed; the rest stays owed.
-                stopped = CfPurgeError("stopped on request", exit_code=EXIT_PURGE_FAILED)
+                stopped = PurgeFailed("stopped on request")
                 raise PurgeIncomplete(stopped, [body, *queue])
             if len(body.get("files", ())) > self.max_files:
                 # Queued before Cloudflare taught us a smaller cap: refit, don't get refused again.
@@ -309,10 +291,7 @@ class CloudflareClient:
     def _fit(self, body: Body) -> list[Body]:
         if "files" not in body or len(body["files"]) <= self.max_files:
             return [body]
-        files = body["files"]
-        return [
-            {"files": files[i : i + self.max_files]} for i in range(0, len(files), self.max_files)
-        ]
+        return batches("files", body["files"], self.max_files)
 
     def _split_if_too_large(self, body: Body, exc: CfPurgeError, queue: deque[Body]) -> bool:
         files = body.get("files")

@@ -1,43 +1,13 @@
-"""Cloudflare's purge request bodies and response envelope, as pydantic models."""
+"""Cloudflare's answers as pydantic models: the v4 envelope and a zone.
+
+Request bodies are checked by plan/bodies.py, the one body validator.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class UrlAndHeaders(_Strict):
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-
-
-class FilesBody(_Strict):
-    files: list[str] | list[UrlAndHeaders] = Field(min_length=1)
-
-
-class TagsBody(_Strict):
-    tags: list[str] = Field(min_length=1)
-
-
-class HostsBody(_Strict):
-    hosts: list[str] = Field(min_length=1)
-
-
-class PrefixesBody(_Strict):
-    prefixes: list[str] = Field(min_length=1)
-
-
-class EverythingBody(_Strict):
-    purge_everything: Literal[True]
-
-
-PurgeBody = FilesBody | TagsBody | HostsBody | PrefixesBody | EverythingBody
-purge_body_adapter: TypeAdapter[PurgeBody] = TypeAdapter(PurgeBody)
+from pydantic import BaseModel, Field
 
 
 class ApiMessage(BaseModel):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import hashlib
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mkdocs_cfpurge.build.manifest import Manifest
-from mkdocs_cfpurge.errors import EXIT_PURGE_FAILED, CfPurgeError
+from mkdocs_cfpurge.build.marker import MARKER_NAME, Marker
+from mkdocs_cfpurge.errors import PurgeFailed, UsageError
+
+GIT_MISSING = "git is not installed (or not on PATH)"
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -17,11 +19,10 @@ def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
             ["git", *args], cwd=repo, capture_output=True, text=True, check=False
         )
     except FileNotFoundError:
-        raise CfPurgeError("git is not installed (or not on PATH)") from None
+        raise UsageError(GIT_MISSING) from None
     if check and result.returncode != 0:
-        raise CfPurgeError(
+        raise PurgeFailed(
             f"git {' '.join(args)} failed: {result.stderr.strip() or result.returncode}",
-            exit_code=EXIT_PURGE_FAILED,
         )
     return result
 
@@ -51,10 +52,9 @@ def verify_push(repo: Path, remote: str, branch: str) -> str:
     local = rev(repo, f"refs/heads/{branch}")
     remote_sha = remote_head(repo, remote, branch)
     if local is None or local != remote_sha:
-        raise CfPurgeError(
+        raise PurgeFailed(
             f"the push of {branch!r} to {remote!r} is not verified (local {local}, "
             f"remote {remote_sha}): nothing purged",
-            exit_code=EXIT_PURGE_FAILED,
         )
     return local
 
@@ -74,23 +74,61 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> str | None:
     return rev(repo, f"refs/remotes/{remote}/{branch}")
 
 
-def published_marker(
-    repo: Path, commit: str, marker: str, site_url: str
-) -> tuple[Manifest, list[str]] | None:
-    """The manifest a deploy published in its marker file, and the files its purge was about
-    (see origin.write_marker); None if the commit has no marker for this site."""
-    raw = read_file(repo, commit, marker)
+def published_marker(repo: Path, commit: str, site_url: str) -> Marker | None:
+    """The marker a deploy published with its tree; None if the commit has none for this site."""
+    raw = read_file(repo, commit, MARKER_NAME)
     if raw is None:
         return None
     try:
-        data = json.loads(raw)
-        files = data["manifest"]
-        if data.get("site_url") != site_url or not isinstance(files, dict):
-            return None
-        manifest = Manifest(site_url=site_url, files={str(k): str(v) for k, v in files.items()})
-        return manifest, [str(path) for path in data.get("owed", [])]
-    except (ValueError, KeyError, TypeError):
+        marker = Marker.parse(raw)
+    except ValueError:
         return None
+    return marker if marker.site_url == site_url else None
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives a blob of these bytes (what `ls-tree` lists for a file)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+class BlobReader:
+    """Reads blobs through one `git cat-file --batch` process. Use as a context manager."""
+
+    def __init__(self, repo: Path) -> None:
+        try:
+            self._proc = subprocess.Popen(
+                ["git", "cat-file", "--batch"],
+                cwd=repo,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except FileNotFoundError:
+            raise UsageError(GIT_MISSING) from None
+
+    def read(self, blob: str) -> bytes:
+        proc = self._proc
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(blob.encode("ascii") + b"\n")
+        proc.stdin.flush()
+        header = proc.stdout.readline().split()
+        if len(header) != 3 or header[1] != b"blob":
+            answer = b" ".join(header).decode(errors="replace")
+            raise PurgeFailed(f"git cat-file cannot read blob {blob}: {answer}")
+        data = proc.stdout.read(int(header[2]))
+        proc.stdout.read(1)  # the newline after each object
+        return data
+
+    def __enter__(self) -> BlobReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        proc = self._proc
+        if proc.stdin is not None:
+            proc.stdin.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        proc.wait()
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,7 @@ from mkdocs_cfpurge.localcf.faults import Fault, FaultQueue
 
 API_PREFIX = "/client/v4"
 PURGE_KINDS: tuple[PurgeKind, ...] = ("files", "tags", "hosts", "prefixes", "purge_everything")
-# Cloudflare's global API limit, per user. It is not a purge limit, so limits.py does not hold it.
-MAX_TAG_LENGTH = 1024
+MAX_TAG_LENGTH = 1024  # each purge tag, as Cloudflare documents it
 # Over-cap batches have no fixed code at Cloudflare; this one means nothing in the reference
 # table on purpose, so clients have to match on status and message as they must in production.
 CODE_TOO_MANY_ITEMS = 1017

@@ -23,8 +23,8 @@ from mkdocs_cfpurge.cloudflare.limits import (
     PLAN_LIMITS,
     PlanLimits,
 )
-from mkdocs_cfpurge.errors import CfPurgeError
-from mkdocs_cfpurge.plan.urls import UrlMapper
+from mkdocs_cfpurge.errors import ConfigError
+from mkdocs_cfpurge.plan.urls import UrlMapper, ancestors
 
 # The Cloudflare API answers in about this long; the client sends one request at a time.
 REQUEST_LATENCY = 0.1
@@ -78,15 +78,6 @@ class AutoChoice:
     notes: list[str] = field(default_factory=list)
 
 
-def _ancestors(path: str) -> Iterable[str]:
-    # rpartition, not posixpath.dirname: the same for manifest paths (no '//', no leading '/'),
-    # several times faster.
-    folder = path.rpartition("/")[0]
-    while folder:
-        yield folder
-        folder = folder.rpartition("/")[0]
-
-
 # Characters MkDocs' link encoding escapes and a browser's raw request does not: a path with
 # one of them is cached under two URL paths (see urls.path_encodings).
 _ENCODED_TWO_WAYS = frozenset("!$&'()*+,;=:@[]^|")
@@ -112,7 +103,7 @@ class _Picks:
         self.ordered: list[str] = []  # sorted: a folder's picked subfolders are one slice of it
 
     def covered(self, folder: str) -> bool:
-        return folder in self.picked or any(a in self.picked for a in _ancestors(folder))
+        return folder in self.picked or any(a in self.picked for a in ancestors(folder))
 
     def _inner(self, folder: str) -> tuple[int, int]:
         low = bisect.bisect_left(self.ordered, folder + "/")
@@ -170,13 +161,11 @@ def choose(
     for path in (*changed_set, *(p for p in all_files if p not in changed_set)):
         weight = per_file * _path_count(path)
         slot = 0 if path in changed_set else 1
-        folder = path.rpartition("/")[0]
-        while folder:
+        for folder in ancestors(path):
             entry = counts.get(folder)
             if entry is None:
                 entry = counts[folder] = [0, 0]
             entry[slot] += weight
-            folder = folder.rpartition("/")[0]
     picks = _Picks(counts, remaining)
 
     def consider(folders: Iterable[str], stop_when_fits: bool) -> None:
@@ -228,12 +217,13 @@ def choose(
             f"{needed:.0f}s on the {plan_name} plan (budget {max_seconds:.0f}s)"
         )
         return choice
-    raise CfPurgeError(
-        f"option 'strategy': auto cannot fit this purge in max_purge_seconds "
+    raise ConfigError(
+        "strategy",
+        f"auto cannot fit this purge in max_purge_seconds "
         f"({max_seconds:.0f}s): {picks.remaining} URL(s) and {len(picks.ordered)} prefix "
         f"folder(s) would take about {needed:.0f}s on the {plan_name} plan with max_collateral "
         f"{max_collateral}. Raise max_purge_seconds or max_collateral, set cloudflare_plan to "
-        "your real plan, or set allow_purge_everything: true"
+        "your real plan, or set allow_purge_everything: true",
     )
 
 

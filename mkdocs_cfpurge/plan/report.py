@@ -6,8 +6,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from mkdocs_cfpurge.plan.bodies import purge_type
 from mkdocs_cfpurge.plan.changes import Status
-from mkdocs_cfpurge.plan.plan import PurgePlan, purge_type
+from mkdocs_cfpurge.plan.plan import PurgePlan
 
 SHOWN_URLS = 5
 
@@ -71,7 +72,7 @@ def markdown_summary(plan: PurgePlan, *, dry_run: bool) -> str:
         urls = "<br>".join(f"`{_cell(url)}`" for url in change.urls[:4])
         more = f" (+{len(change.urls) - 4})" if len(change.urls) > 4 else ""
         lines.append(
-            f"| `{_cell(change.path)}` | {change.status.value} | {_cell(change.reason)} "
+            f"| `{_cell(change.path)}` | {change.status.value} | {_cell(change.describe())} "
             f"| {urls}{more} |"
         )
     if len(plan.changes) > 50:

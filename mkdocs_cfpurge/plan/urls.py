@@ -8,16 +8,27 @@ the base URL itself, each host and scheme is its own key, and a name with reserv
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from mkdocs_cfpurge.errors import config_error
+from mkdocs_cfpurge.errors import ConfigError
 
 # Characters a browser leaves as they are in a URL path (WHATWG path percent-encode set, minus the
 # backslash that special schemes read as a slash). '%' is not here: a literal '%' in a file name
 # must become '%25' so that decoding the URL gives the file name back.
 _PATH_SAFE = "/!$&'()*+,;=:@-._~[]^|"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def ancestors(path: str) -> Iterator[str]:
+    """The folders above a site path, nearest first (`a/b/c.html` → `a/b`, `a`)."""
+    # rpartition, not posixpath.dirname: the same for manifest paths (no '//', no leading '/'),
+    # several times faster.
+    folder = path.rpartition("/")[0]
+    while folder:
+        yield folder
+        folder = folder.rpartition("/")[0]
 
 
 def encode_path(path: str) -> str:
@@ -51,7 +62,7 @@ class SiteUrl:
     @classmethod
     def parse(cls, value: str, option: str = "site_url") -> SiteUrl:
         if not value or not value.strip():
-            raise config_error(
+            raise ConfigError(
                 option,
                 "is not set; set site_url in mkdocs.yml (or pass --site-url) to the "
                 "public address of the site, e.g. https://docs.example.com/",
@@ -60,17 +71,17 @@ class SiteUrl:
         try:
             port = parts.port
         except ValueError as exc:
-            raise config_error(option, f"{value!r} has an invalid port ({exc})") from None
+            raise ConfigError(option, f"{value!r} has an invalid port ({exc})") from None
         if parts.scheme not in ("http", "https"):
-            raise config_error(option, f"{value!r} must start with https:// (or http://)")
+            raise ConfigError(option, f"{value!r} must start with https:// (or http://)")
         if not parts.hostname:
-            raise config_error(option, f"{value!r} has no host name")
+            raise ConfigError(option, f"{value!r} has no host name")
         if parts.query or value.rstrip().endswith("?"):
-            raise config_error(option, f"{value!r} must not carry a query string")
+            raise ConfigError(option, f"{value!r} must not carry a query string")
         if parts.fragment or "#" in value:
-            raise config_error(option, f"{value!r} must not carry a fragment")
+            raise ConfigError(option, f"{value!r} must not carry a fragment")
         if parts.username or parts.password:
-            raise config_error(option, f"{value!r} must not carry credentials")
+            raise ConfigError(option, f"{value!r} must not carry credentials")
         host = parts.hostname.lower()
         if ":" in host:  # an IPv6 address keeps its brackets in a URL
             host = f"[{host}]"
@@ -91,7 +102,7 @@ def parse_host(value: str, option: str = "hosts") -> str:
     """A bare host name as Cloudflare wants it: no scheme, no path, lower case."""
     host = value.strip().lower()
     if not host or any(c in host for c in "/\\?#@") or any(c.isspace() for c in host):
-        raise config_error(
+        raise ConfigError(
             option, f"{value!r} is not a bare host name (write docs.example.com, no scheme or path)"
         )
     return host
