@@ -14,7 +14,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
@@ -199,7 +199,9 @@ def _option(
     the variable that fills it when left unset.
     """
     extra: dict[str, JsonValue] = {"group": group, "env": env, "flag": flag, "unit": unit}
-    return Field(default, description=help, json_schema_extra=extra, **constraints)
+    # Credentials never show in a repr (logs, tracebacks, test failures).
+    shown = group != "credentials"
+    return Field(default, description=help, json_schema_extra=extra, repr=shown, **constraints)
 
 
 Seconds = Annotated[float, Field(strict=True, gt=0)]
@@ -241,10 +243,10 @@ class Options(BaseModel):
         env="CLOUDFLARE_API_KEY",
         group="credentials",
     )
-    api_base: Annotated[str | None, _checked(check_api_base)] = _option(
-        None,
-        f"API address (default {DEFAULT_API_BASE}). Must be https, except on loopback "
-        "(the bundled local server).",
+    api_base: Annotated[str, _checked(check_api_base)] = _option(
+        DEFAULT_API_BASE,
+        "Cloudflare's API address. Must be https, except on loopback (the bundled local "
+        "server).",
         env="CLOUDFLARE_API_BASE",
         group="cloudflare",
     )
@@ -542,37 +544,16 @@ def credentials_of(options: Options) -> Credentials | None:
     return None
 
 
-@dataclass(frozen=True)
-class Settings:
-    """The validated configuration of one run of the pipeline."""
+class Settings(Options):
+    """The validated configuration of one run of the pipeline: every option, and what follows
+    from them for this site (its URL, the state's paths, the credentials)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
     site: SiteUrl
     manifest_path: Path
     plan_path: Path | None = None
-    hosts: tuple[str, ...] = ()
-    schemes: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    cache_key_headers: tuple[dict[str, str], ...] = ()
-    extra_urls: tuple[str, ...] = ()
-    ignore_changes: tuple[str, ...] = ()
-    strategy: str = "auto"
-    max_files_per_request: int = DEFAULT_FILES_PER_REQUEST
-    max_purge_seconds: float = 60.0
-    max_collateral: int = 100
-    allow_purge_everything: bool = False
-    zone_id: str | None = None
-    credentials: Credentials | None = field(default=None, repr=False)
-    api_base: str = DEFAULT_API_BASE
-    cloudflare_plan: str = "free"
-    method: str = "purge"
-    verify_zone: bool = True
-    dry_run: bool = False
-    wait_for_origin: bool = True
-    origin_url: str | None = None
-    origin_timeout: float = 600.0
-    origin_interval: float = 10.0
-    verify_after_purge: bool = False
-    verify_connect_to: str | None = None
+    credentials: Credentials | None = Field(default=None, repr=False)
 
     @classmethod
     def from_options(
@@ -580,34 +561,12 @@ class Settings:
     ) -> Settings:
         """The settings `options` describe for the site at `site_url`; paths relative to
         `root` (mkdocs.yml's folder, conf.py's, or the working folder)."""
-        return cls(
+        return cls.model_construct(
+            **dict(options),
             site=SiteUrl.parse(site_url or ""),
             manifest_path=root / options.manifest,
             plan_path=root / options.plan_file if options.plan_file else None,
-            hosts=tuple(dict.fromkeys(options.hosts)),
-            schemes=tuple(dict.fromkeys(options.schemes)),
-            exclude=tuple(options.exclude),
-            cache_key_headers=tuple(dict(h) for h in options.cache_key_headers),
-            extra_urls=tuple(options.extra_urls),
-            ignore_changes=tuple(options.ignore_changes),
-            strategy=options.strategy,
-            max_files_per_request=options.max_files_per_request,
-            max_purge_seconds=options.max_purge_seconds,
-            max_collateral=options.max_collateral,
-            allow_purge_everything=options.allow_purge_everything,
-            zone_id=options.zone_id,
             credentials=credentials_of(options),
-            api_base=options.api_base or DEFAULT_API_BASE,
-            cloudflare_plan=options.cloudflare_plan,
-            method=options.method,
-            verify_zone=options.verify_zone,
-            dry_run=options.dry_run,
-            wait_for_origin=options.wait_for_origin,
-            origin_url=options.origin_url,
-            origin_timeout=options.origin_timeout,
-            origin_interval=options.origin_interval,
-            verify_after_purge=options.verify_after_purge,
-            verify_connect_to=options.verify_connect_to,
         )
 
     @classmethod
@@ -623,10 +582,15 @@ class Settings:
         """Settings from option values by name (what a test or a script has at hand)."""
         values = {**options, "manifest": str(manifest_path), "plan_file": None}
         settings = cls.from_options(parse_options(values, env), site_url=site_url, root=Path())
-        return replace(settings, manifest_path=manifest_path, plan_path=plan_path)
+        return settings.model_copy(update={"manifest_path": manifest_path, "plan_path": plan_path})
 
     def mapper(self) -> UrlMapper:
-        return UrlMapper.create(self.site, self.hosts, self.schemes or None, self.cache_key_headers)
+        return UrlMapper.create(
+            self.site,
+            tuple(self.hosts),
+            tuple(self.schemes) or None,
+            tuple(self.cache_key_headers),
+        )
 
     @property
     def origin_base(self) -> str:
@@ -643,7 +607,7 @@ class Settings:
             return self
         host = words[0].lower()
         log.info("cfpurge: %s names %s: its URLs are purged too", where, host)
-        return replace(self, hosts=(*self.hosts, host))
+        return self.model_copy(update={"hosts": [*self.hosts, host]})
 
     def require_purge_access(self) -> tuple[str, Credentials]:
         """The zone and credentials a purge needs, or an error saying which is missing."""

@@ -142,8 +142,22 @@ def test_the_option_tables_are_the_declaration(document: str) -> None:
     start = text.index("<!-- options: generated")
     block = text[text.index("\n", start) + 1 : text.index("<!-- options: end -->")]
     assert block.rstrip("\n") == options_table(), (
-        f"{document}'s option table is out of date: paste "
-        "`python -c 'from mkdocs_cfpurge.settings import options_table; print(options_table())'`"
+        f"{document}'s option table is out of date: run "
+        "`python -m tests.test_options`"
     )
     listed = re.findall(r"^\| `([a-z_]+)` \|", block, re.M)
     assert listed == list(OPTION_NAMES)
+
+
+def write_option_tables() -> None:
+    """Rewrite the option tables from the declaration: `python -m tests.test_options`."""
+    for document in ("README.md", "example-site/docs/guide/options.md"):
+        path = ROOT / document
+        text = path.read_text(encoding="utf-8")
+        start = text.index("\n", text.index("<!-- options: generated")) + 1
+        end = text.index("<!-- options: end -->")
+        path.write_text(text[:start] + options_table() + "\n" + text[end:], encoding="utf-8")
+
+
+if __name__ == "__main__":
+    write_option_tables()
