@@ -115,6 +115,12 @@ def site_url_option(required: bool) -> Callable[[F], F]:
     )
 
 
+def seconds_option(flag: str, default: float, help_text: str) -> Callable[[F], F]:
+    """A number of seconds above 0, for options of one command only."""
+    seconds = click.FloatRange(min=0, min_open=True)
+    return click.option(flag, type=seconds, default=default, show_default=True, help=help_text)
+
+
 def make_settings(
     site_url: str | None, defaults: Mapping[str, Any] = CLI_DEFAULTS, **kw: Any
 ) -> Settings:
@@ -244,12 +250,8 @@ def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, 
 @click.argument("site_dir", type=click.Path(path_type=Path))
 @site_url_option(required=True)
 @model_options(*PLANNING, "cloudflare", "verify")
-@click.option(
-    "--quiet-period",
-    type=click.FloatRange(min=0, min_open=True),
-    default=2.0,
-    show_default=True,
-    help="Seconds without writes that end a deploy (one purge per deploy, not per file).",
+@seconds_option(
+    "--quiet-period", 2.0, "Seconds without writes that end a deploy (one purge per deploy)."
 )
 def watch(site_dir: Path, site_url: str, quiet_period: float, **kw: Any) -> None:
     """Purge what changed each time a deploy lands in SITE_DIR, until SIGTERM or Ctrl-C."""
@@ -323,22 +325,12 @@ def purge_branch(
     default=None,
     help="URLs per files purge the server takes (default: the plan's cap).",
 )
-def local_server(**kw: Any) -> None:
+def local_server(token: str, cf_plan: str, origin: str | None, **kw: Any) -> None:
     """Run the bundled Cloudflare-compatible API (and edge cache) on 127.0.0.1."""
     from mkdocs_cfpurge.localcf import run_local_server
 
-    origin = kw["origin"]
-    run_local_server(
-        zone_id=kw["zone_id"],
-        zone_name=kw["zone_name"],
-        api_token=kw["token"],
-        plan=kw["cf_plan"],
-        origin=(origin if origin is None or origin.startswith("http") else Path(origin)),
-        port=kw["port"],
-        edge_port=kw["edge_port"],
-        max_files_per_request=kw["max_files_per_request"],
-        echo=click.echo,
-    )
+    served = origin if origin is None or origin.startswith("http") else Path(origin)
+    run_local_server(click.echo, api_token=token, plan=cf_plan, origin=served, **kw)
 
 
 @cli.command()
@@ -364,13 +356,7 @@ def local_server(**kw: Any) -> None:
     "(like curl --connect-to). Default: fetch the public URLs.",
 )
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=10.0,
-    show_default=True,
-    help="Seconds per request.",
-)
+@seconds_option("--timeout", 10.0, "Seconds per request.")
 @click.option("-v", "--verbose", is_flag=True, help="List every URL, not only the stale ones.")
 def verify(
     site_dir: Path | None,

@@ -245,8 +245,7 @@ class Options(BaseModel):
     )
     api_base: Annotated[str, _checked(check_api_base)] = _option(
         DEFAULT_API_BASE,
-        "Cloudflare's API address. Must be https, except on loopback (the bundled local "
-        "server).",
+        "Cloudflare's API address. Must be https, except on loopback (the bundled local server).",
         env="CLOUDFLARE_API_BASE",
         group="cloudflare",
     )

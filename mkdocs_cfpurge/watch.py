@@ -454,22 +454,16 @@ class DeployWatcher:
         self._last = manifest
         self._owed = False
         plan = result.plan
-        if result.dry_run:
-            log.info(
-                "cfpurge watch: deploy %d (dry run): %d changed file(s); nothing sent",
-                number,
-                len(plan.changes),
-            )
-            return Round(number, "dry-run", len(manifest.files), plan)
-        if result.baseline_recorded:
-            log.info(
-                "cfpurge watch: deploy %d: baseline of %d file(s) recorded; nothing purged",
-                number,
-                len(manifest.files),
-            )
-            return Round(number, "baseline", len(manifest.files), plan)
+        if result.dry_run or result.baseline_recorded:
+            outcome: Outcome = "dry-run" if result.dry_run else "baseline"
+            what = {
+                "dry-run": f"(dry run): {len(plan.changes)} changed file(s); nothing sent",
+                "baseline": f"baseline of {len(manifest.files)} file(s) recorded; nothing purged",
+            }[outcome]
+            log.info("cfpurge watch: deploy %d %s", number, what)
+            return Round(number, outcome, len(manifest.files), plan)
         urls = {url for change in plan.changes for url in change.urls}
-        outcome: Outcome = "purged" if result.requests_sent else "nothing"
+        outcome = "purged" if result.requests_sent else "nothing"
         log.info(
             "cfpurge watch: deploy %d: %d changed file(s), %d URL(s); %d request(s) sent",
             number,

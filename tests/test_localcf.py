@@ -698,8 +698,8 @@ def test_only_local_http_origins_are_allowed(origin: str) -> None:
 def test_run_local_server_echoes_addresses_and_purges_until_sigterm(site: Path) -> None:
     script = (
         "from mkdocs_cfpurge.localcf import run_local_server; "
-        f"run_local_server({ZONE!r}, 'example.com', {TOKEN!r}, 'free', {str(site)!r}, 0, 0, 30,"
-        " lambda line: print(line, flush=True))"
+        "run_local_server(lambda line: print(line, flush=True), "
+        f"zone_id={ZONE!r}, zone_name='example.com', api_token={TOKEN!r}, origin={str(site)!r})"
     )
     root = Path(__file__).resolve().parents[1]
     with subprocess.Popen(

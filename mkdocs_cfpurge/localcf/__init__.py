@@ -168,6 +168,10 @@ class LocalCloudflare:
         return self._settings.zone_name
 
     @property
+    def plan(self) -> str:
+        return self._settings.plan
+
+    @property
     def api_base(self) -> str:
         return f"http://{HOST}:{self._running_api().server_address[1]}/client/v4"
 
@@ -252,30 +256,13 @@ def describe(record: PurgeRecord) -> str:
     return f"{record.method}: {len(record.items)} {record.kind}"
 
 
-def run_local_server(
-    zone_id: str,
-    zone_name: str,
-    api_token: str | None,
-    plan: str,
-    origin: Path | str | None,
-    port: int,
-    edge_port: int,
-    max_files_per_request: int | None,
-    echo: Callable[[str], None],
-) -> None:
-    """Serve until Ctrl-C or SIGTERM, echoing the addresses and then one line per purge."""
+def run_local_server(echo: Callable[[str], None], **options: Any) -> None:
+    """Serve until Ctrl-C or SIGTERM, echoing the addresses and then one line per purge.
+
+    `options` are LocalCloudflare's (zone_id, zone_name, api_token, plan, origin, ports...).
+    """
     stop = threading.Event()
-    cf = LocalCloudflare(
-        zone_id=zone_id,
-        zone_name=zone_name,
-        api_token=api_token,
-        plan=plan,
-        max_files_per_request=max_files_per_request,
-        origin=origin,
-        port=port,
-        edge_port=edge_port,
-        on_purge=lambda record: echo(describe(record)),
-    )
+    cf = LocalCloudflare(**options, on_purge=lambda record: echo(describe(record)))
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -285,7 +272,8 @@ def run_local_server(
     previous = signal.signal(signal.SIGTERM, on_sigterm) if in_main else None
     try:
         with cf:
-            echo(f"Cloudflare API: {cf.api_base} (zone {zone_name}, id {zone_id}, plan {plan})")
+            zone = f"zone {cf.zone_name}, id {cf.zone_id}, plan {cf.plan}"
+            echo(f"Cloudflare API: {cf.api_base} ({zone})")
             echo(f"Edge: {cf.edge_url}" if cf.edge_url else "Edge: off (no origin given)")
             # A timed wait: an untimed one would hold off KeyboardInterrupt on some platforms.
             while not stop.wait(0.5):
