@@ -20,6 +20,7 @@ import httpx
 from pydantic import ValidationError
 
 from mkdocs_cfpurge.cloudflare.limits import (
+    DEFAULT_FILES_PER_REQUEST,
     GLOBAL_REQUESTS,
     GLOBAL_WINDOW,
     PLAN_LIMITS,
@@ -67,7 +68,7 @@ class CloudflareClient:
         api_base: str,
         plan: str = "free",
         method: str = "purge",
-        max_files_per_request: int = 30,
+        max_files_per_request: int = DEFAULT_FILES_PER_REQUEST,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,

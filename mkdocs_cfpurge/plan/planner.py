@@ -10,15 +10,16 @@ import bisect
 import posixpath
 from collections.abc import Collection, Iterable, Sequence
 
-from mkdocs_cfpurge.cloudflare.limits import MAX_ITEMS_PER_FLEX_REQUEST, MAX_PREFIX_SEPARATORS
+from mkdocs_cfpurge.cloudflare.limits import (
+    MAX_ITEMS_PER_FLEX_REQUEST,
+    MAX_PREFIX_SEPARATORS,
+)
 from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.plan.auto import Budget, choose
 from mkdocs_cfpurge.plan.bodies import Body, batches
 from mkdocs_cfpurge.plan.changes import Change, Reason, Status
 from mkdocs_cfpurge.plan.plan import PlannedChange, PurgePlan
 from mkdocs_cfpurge.plan.urls import UrlMapper, ancestors
-
-STRATEGIES = ("auto", "files", "prefixes", "everything")
 
 
 def file_bodies(urls: Sequence[str], mapper: UrlMapper, max_files: int) -> list[Body]:
