@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-from cfschema import load_purge_body_validator
 
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
 from mkdocs_cfpurge.localcf.api import RateLimiter
+from tests.cfschema import load_purge_body_validator
 
 ZONE = "0123456789abcdef0123456789abcdef"
 TOKEN = "secret-token"

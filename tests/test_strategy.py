@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from cfschema import load_purge_body_validator
 
 from mkdocs_cfpurge.cloudflare.limits import PLAN_LIMITS
 from mkdocs_cfpurge.errors import CfPurgeError
@@ -11,6 +10,7 @@ from mkdocs_cfpurge.plan.auto import Budget, estimate_seconds
 from mkdocs_cfpurge.plan.changes import diff
 from mkdocs_cfpurge.plan.plan import PurgePlan, build_plan
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
+from tests.cfschema import load_purge_body_validator
 
 SITE = SiteUrl.parse("https://docs.example.com/")
 MAPPER = UrlMapper.create(SITE)
