@@ -7,6 +7,7 @@ A plain module (not conftest.py) so that any test imports exactly what it uses:
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -73,6 +74,15 @@ def make_site(
     config_file = root / "mkdocs.yml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return config_file
+
+
+def git(cwd: Path, *args: str) -> str:
+    """`git ARGS` in `cwd` (with the identity conftest gives every test); stdout, stripped."""
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=30
+    )
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout.strip()
 
 
 def load(config_file: Path, **overrides: Any) -> MkDocsConfig:

@@ -1,10 +1,11 @@
 """Issue 4: purge after `mkdocs gh-deploy` has pushed, and only once the origin serves the build.
 
 Everything runs for real on this machine: `mkdocs gh-deploy` in a subprocess pushes to a bare
-repository; `PagesOrigin` publishes that repository's gh-pages branch some time after each push,
-like GitHub Pages; the local Cloudflare (API and edge cache) sits in front of it. The edge keeps
-what it cached forever, and a visitor keeps reading it during deploys: a purge sent before the
-origin serves the new build would re-cache the old pages, and the final fetches would show it.
+repository; localcf's `BranchOrigin` publishes that repository's gh-pages branch some time after
+each push, like GitHub Pages; the local Cloudflare (API and edge cache) sits in front of it. The
+edge keeps what it cached forever, and a visitor keeps reading it during deploys: a purge sent
+before the origin serves the new build would re-cache the old pages, and the final fetches would
+show it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ import pytest
 import yaml
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
-from tests.helpers import EPOCH, MANIFEST_FILE, PLAN_FILE, make_site, plan_urls, write_files
-from tests.pages_origin import PagesOrigin, StaticOrigin
+from mkdocs_cfpurge.localcf.origin import BranchOrigin, OriginServer, branch_head
+from tests.helpers import EPOCH, MANIFEST_FILE, PLAN_FILE, git, make_site, plan_urls, write_files
 
 ZONE = "0123456789abcdef0123456789abcdef"
 TOKEN = "gh-deploy-test-token"
@@ -48,24 +49,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=30
-    )
-    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
-    return result.stdout.strip()
-
-
-def branch_head(bare: Path, branch: str = "gh-pages") -> str | None:
-    result = subprocess.run(
-        ["git", "--git-dir", str(bare), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() or None
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -246,13 +229,13 @@ def bare(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def pages(bare: Path, tmp_path: Path) -> Iterator[PagesOrigin]:
-    with PagesOrigin(bare, tmp_path / "published") as origin:
+def pages(bare: Path, tmp_path: Path) -> Iterator[BranchOrigin]:
+    with BranchOrigin(bare, tmp_path / "published") as origin:
         yield origin
 
 
 @pytest.fixture
-def cf(pages: PagesOrigin) -> Iterator[LocalCloudflare]:
+def cf(pages: BranchOrigin) -> Iterator[LocalCloudflare]:
     with LocalCloudflare(
         zone_id=ZONE, zone_name="example.com", api_token=TOKEN, origin=pages.url, rate_limit=False
     ) as server:
@@ -260,7 +243,7 @@ def cf(pages: PagesOrigin) -> Iterator[LocalCloudflare]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, bare: Path, pages: PagesOrigin, cf: LocalCloudflare) -> Project:
+def project(tmp_path: Path, bare: Path, pages: BranchOrigin, cf: LocalCloudflare) -> Project:
     return make_project(tmp_path / "docs-repo", bare, plugin_options(cf, pages.url))
 
 
@@ -272,7 +255,7 @@ def deployed_ok(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_purge_waits_until_the_origin_serves_the_pushed_build(
-    project: Project, pages: PagesOrigin, cf: LocalCloudflare
+    project: Project, pages: BranchOrigin, cf: LocalCloudflare
 ) -> None:
     first = project.deploy()
     deployed_ok(first)
@@ -380,7 +363,7 @@ def test_a_fresh_clone_purges_what_changed_since_the_deployed_branch(
 
 
 def test_a_branch_deployed_without_the_plugin_is_compared_by_git_blob_ids(
-    tmp_path: Path, bare: Path, pages: PagesOrigin, cf: LocalCloudflare
+    tmp_path: Path, bare: Path, pages: BranchOrigin, cf: LocalCloudflare
 ) -> None:
     # `exclude`d output is no part of the manifest: present on the branch, it is not "deleted".
     options = plugin_options(cf, pages.url, exclude=["sitemap.xml.gz"])
@@ -410,14 +393,14 @@ def test_a_branch_deployed_without_the_plugin_is_compared_by_git_blob_ids(
 
 
 def test_origin_timeout_keeps_the_purge_pending_until_the_cli_sends_it(
-    project: Project, pages: PagesOrigin, cf: LocalCloudflare
+    project: Project, pages: BranchOrigin, cf: LocalCloudflare
 ) -> None:
     deployed_ok(project.deploy())
     v1 = site_tree(project.site_dir)
     warm_edge(cf, [url for path in v1 for url in urls_of(path)])
     manifest_v1 = project.manifest.read_bytes()
 
-    pages.publish = False
+    pages.paused = True
     project.configure(origin_timeout=2)
     project.edit("guide/index.md", GUIDE_V2)
     started = time.monotonic()
@@ -438,7 +421,7 @@ def test_origin_timeout_keeps_the_purge_pending_until_the_cli_sends_it(
     v2 = site_tree(project.site_dir)
     assert changed_files(v1, v2) == GUIDE_CHANGES
 
-    pages.publish = True
+    pages.paused = False
     commit = branch_head(project.bare)
     assert commit is not None
     published = pages.wait_published(commit)
@@ -515,7 +498,7 @@ def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(tmp_path: Path
     shutil.copytree(v1_dir, served)  # what the origin serves now: v1, with its own marker
 
     with (
-        StaticOrigin(served) as origin,
+        OriginServer(served) as origin,
         LocalCloudflare(zone_id=ZONE, api_token=TOKEN, origin=origin.url, rate_limit=False) as cf,
     ):
         env["CLOUDFLARE_API_BASE"] = cf.api_base
@@ -577,7 +560,7 @@ def test_dry_run_gh_deploy_pushes_but_sends_nothing(project: Project, cf: LocalC
 
 
 def test_fresh_runners_resend_the_last_deploys_purge_once(
-    project: Project, pages: PagesOrigin, cf: LocalCloudflare, tmp_path: Path
+    project: Project, pages: BranchOrigin, cf: LocalCloudflare, tmp_path: Path
 ) -> None:
     """A runner whose purge failed takes its pending state with it. The next fresh runner, whose
     baseline is the deployed marker, cannot know whether that purge happened: it sends it again
@@ -587,13 +570,13 @@ def test_fresh_runners_resend_the_last_deploys_purge_once(
     failing = clone(project.bare, tmp_path / "runner-1")
     failing.configure(origin_timeout=1)
     failing.edit("guide/index.md", GUIDE_V2)
-    pages.publish = False
+    pages.paused = True
     assert failing.deploy().returncode != 0
     assert cf.purges == []
     failing.configure(origin_timeout=5)
     git(failing.root, "push", "-q", "origin", "main")
     shutil.rmtree(failing.root)  # the runner ends: its pending.json is gone
-    pages.publish = True
+    pages.paused = False
 
     def deploy_from_fresh_runner(name: str, page: str, text: str) -> set[str]:
         runner = clone(project.bare, tmp_path / name)

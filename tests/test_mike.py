@@ -25,9 +25,9 @@ import yaml
 from mkdocs_cfpurge.build.noise import make_normalizer
 from mkdocs_cfpurge.deploy import branch as branchdiff
 from mkdocs_cfpurge.localcf import LocalCloudflare
+from mkdocs_cfpurge.localcf.origin import BranchOrigin, export_tree
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import EPOCH, make_site, write_files
-from tests.pages_origin import PagesOrigin, export_tree
+from tests.helpers import EPOCH, git, make_site, write_files
 
 ZONE = "0123456789abcdef0123456789abcdef"
 TOKEN = "mike-test-token"
@@ -51,14 +51,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=30
-    )
-    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
-    return result.stdout.strip()
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -387,7 +379,7 @@ def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
 ) -> None:
     bare = make_bare(tmp_path)
     with (
-        PagesOrigin(bare, tmp_path / "published") as pages,
+        BranchOrigin(bare, tmp_path / "published") as pages,
         LocalCloudflare(
             zone_id=ZONE,
             zone_name="example.com",
@@ -407,7 +399,7 @@ def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
         assert b"first version" in cf.edge_fetch(ROOT_SITE + "latest/guide/").body
 
         # The origin publishes nothing yet: the purge waits, gives up, keeps what it owes.
-        pages.publish = False
+        pages.paused = True
         repo.edit("guide/index.md", GUIDE_V2)
         repo.mike("deploy", "--push", "--update-aliases", "1.1", "latest")
         head = repo.head()
@@ -419,7 +411,7 @@ def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
         assert (repo.manifest.parent / "pending.json").is_file()
 
         pages.delay = 0.5
-        pages.publish = True
+        pages.paused = False
         repo.purge(*wait, "--origin-timeout", "20")
         published = pages.published_at(head)
         assert cf.purges and all(record.time >= published for record in cf.purges)
