@@ -1,4 +1,5 @@
-"""Shared test helpers: a small MkDocs site in a temp folder, real builds, a network trap.
+"""Shared test helpers: a small MkDocs site in a temp folder, real builds, a network trap, the
+zone and token every local Cloudflare uses, settings, git, the CLI in this process or another.
 
 A plain module (not conftest.py) so that any test imports exactly what it uses:
 `from tests.helpers import ...`.
@@ -7,8 +8,10 @@ A plain module (not conftest.py) so that any test imports exactly what it uses:
 from __future__ import annotations
 
 import json
+import os
 import subprocess
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +22,18 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.config.defaults import MkDocsConfig
 
+from mkdocs_cfpurge.cli import main
+from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.plugin import CfPurgePlugin
+from mkdocs_cfpurge.settings import Settings
 
 ZONE_ID = "0123456789abcdef0123456789abcdef"
+# Distinctive: tests search every output and file for it to prove it never leaks.
+TOKEN = "tok-TESTS-c0ffee-5eb4c7a1"
+SITE = "https://docs.example.com/"  # in the local Cloudflare's zone, example.com
+BIN = Path(sys.executable).parent  # this virtualenv's scripts (mkdocs, mike)
+
+MakeCf = Callable[..., LocalCloudflare]  # the `make_cf` fixture (conftest.py)
 # Any fixed time: with SOURCE_DATE_EPOCH set, two builds of the same sources are byte-identical.
 EPOCH = "1700000000"
 
@@ -74,6 +86,54 @@ def make_site(
     config_file = root / "mkdocs.yml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     return config_file
+
+
+def settings_for(state: Path, cf: LocalCloudflare | None = None, **options: Any) -> Settings:
+    """Settings as most tests want them, each default overridden by `options`: exact URLs of
+    SITE, the manifest in the folder `state`, zone ZONE_ID through the API of `cf` (if given),
+    and TOKEN read from the environment the settings are given."""
+    defaults: dict[str, Any] = {
+        "site_url": SITE,
+        "manifest_path": state / "manifest.json",
+        "strategy": "files",
+        "zone_id": ZONE_ID,
+        "api_base": None if cf is None else cf.api_base,
+        "env": {"CLOUDFLARE_API_TOKEN": TOKEN},
+    }
+    return Settings.create(**{**defaults, **options})
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`mkdocs-cfpurge ARGV` in this process: exit code, stdout, stderr."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    code = exited.value.code
+    captured = capsys.readouterr()
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+def subprocess_env(**extra: str | None) -> dict[str, str]:
+    """The environment of a command under test: this one without Cloudflare or cfpurge settings
+    and proxies (loopback is never proxied), this virtualenv's scripts first (mike runs `mkdocs`
+    by name), reproducible builds, unbuffered UTF-8 output; then `extra` (None removes)."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CLOUDFLARE_", "CFPURGE_")) and "proxy" not in name.lower()
+    }
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        SOURCE_DATE_EPOCH=EPOCH,
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+        PYTHONIOENCODING="utf-8",
+    )
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from mkdocs_cfpurge.build.manifest import load_manifest
-from mkdocs_cfpurge.cli import cli, main
-from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.cli import cli
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import tree_bytes, write_files
+from tests.helpers import run_main, subprocess_env, tree_bytes, write_files
 
 validate_body = load_purge_body_validator()
 SITE_URL = "https://example.com/docs/"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logger() -> Iterator[None]:
-    # The CLI gives the pipeline's logger a handler on the stderr of the moment: put it back so
-    # later tests (and MkDocs builds) log as before.
-    saved = (list(log.handlers), log.level, log.propagate)
-    yield
-    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture
@@ -223,14 +211,6 @@ def test_plan_without_a_manifest_purges_nothing(site: Path, tmp_path: Path) -> N
 # --- exit codes ---------------------------------------------------------------------------------
 
 
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    code = exited.value.code
-    captured = capsys.readouterr()
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
-
-
 def test_main_exits_zero_on_success(
     baseline: Path, site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -317,7 +297,7 @@ def test_main_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_help() -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CLOUDFLARE_")}
+    env = subprocess_env()
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs_cfpurge", "--help"],
         capture_output=True,

@@ -41,12 +41,11 @@ from mkdocs_cfpurge.plan.plan import Body
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import ZONE_ID, write_files
+from tests.helpers import TOKEN, ZONE_ID, settings_for, subprocess_env, write_files
 
 validate_body = load_purge_body_validator()
 
 SITE_URL = "https://docs.example.com/"  # in LocalCloudflare's zone, example.com
-TOKEN = "tok-FAULTS-5ca1ab1e-77"  # distinctive: searched for in every run's output
 CLI = (sys.executable, "-m", "mkdocs_cfpurge")
 MAX_FILES = 30
 
@@ -85,19 +84,8 @@ def page_urls(name: str, *, folder_changed: bool = False) -> set[str]:
     return urls | ({f"{SITE_URL}{name}"} if folder_changed else set())
 
 
-def settings_for(manifest: Path, api_base: str | None = None) -> Settings:
-    return Settings.create(
-        site_url=SITE_URL,
-        manifest_path=manifest,
-        strategy="files",
-        zone_id=ZONE_ID,
-        api_base=api_base,
-        env={"CLOUDFLARE_API_TOKEN": TOKEN},
-    )
-
-
 def scan(site_dir: Path) -> Manifest:
-    return pipeline.scan(site_dir, settings_for(Path("unused.json")))
+    return pipeline.scan(site_dir, settings_for(Path("unused")))
 
 
 def body_urls(bodies: Sequence[Body]) -> set[str]:
@@ -126,7 +114,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         dirs[build] = root / build
         write_files(dirs[build], site_files(build))
     baseline = root / "baseline" / "manifest.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "CFPURGE_"))}
+    env = subprocess_env()
     done = subprocess.run(
         [*CLI, "manifest", str(dirs["v1"]), "--site-url", SITE_URL, "--out", str(baseline)],
         env=env,
@@ -137,7 +125,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     assert done.returncode == 0, done.stderr
     old = load_manifest(baseline, SITE_URL)
     new = scan(dirs["v2"])
-    plan = pipeline.make_plan(old, new, settings_for(baseline))
+    plan = pipeline.make_plan(old, new, settings_for(baseline.parent))
     expected = set().union(
         *(page_urls(f"p{i:03}") for i in MODIFIED),
         *(page_urls(f"p{i:03}", folder_changed=True) for i in DELETED),
@@ -284,19 +272,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
 
 
 def cli_env(api_base: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CLOUDFLARE_", "CFPURGE_")) and "proxy" not in k.lower()
-    }
-    env.update(
-        CLOUDFLARE_API_TOKEN=TOKEN,
-        CLOUDFLARE_ZONE_ID=ZONE_ID,
-        CLOUDFLARE_API_BASE=api_base,
-        NO_PROXY="127.0.0.1,localhost",
-        PYTHONIOENCODING="utf-8",
+    return subprocess_env(
+        CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID, CLOUDFLARE_API_BASE=api_base
     )
-    return env
 
 
 def purge_argv(site_dir: Path | None, manifest: Path) -> list[str]:
@@ -444,7 +422,7 @@ def quick_client(settings: Settings) -> CloudflareClient:
 
 
 def deploy_in_process(world: World, manifest: Path, cf: LocalCloudflare) -> Run:
-    settings = settings_for(manifest, cf.api_base)
+    settings = settings_for(manifest.parent, cf)
     try:
         pipeline.deploy(settings, scan(world.v2), client_factory=quick_client)
     except CfPurgeError as exc:

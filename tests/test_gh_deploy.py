@@ -11,7 +11,6 @@ show it.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,11 +26,20 @@ import yaml
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.localcf.origin import BranchOrigin, OriginServer, branch_head
-from tests.helpers import EPOCH, MANIFEST_FILE, PLAN_FILE, git, make_site, plan_urls, write_files
+from tests.helpers import (
+    MANIFEST_FILE,
+    PLAN_FILE,
+    SITE,
+    TOKEN,
+    ZONE_ID,
+    MakeCf,
+    git,
+    make_site,
+    plan_urls,
+    subprocess_env,
+    write_files,
+)
 
-ZONE = "0123456789abcdef0123456789abcdef"
-TOKEN = "gh-deploy-test-token"
-SITE = "https://docs.example.com/"
 MARKER = "cfpurge-build.json"
 PENDING_FILE = MANIFEST_FILE.with_name("pending.json")
 CF_PURGE = [sys.executable, "-m", "mkdocs_cfpurge"]
@@ -49,18 +57,6 @@ pytestmark = pytest.mark.timeout(60)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """The test's environment for subprocesses: reproducible builds, loopback never proxied."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }
-    env.update(SOURCE_DATE_EPOCH=EPOCH, NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
 
 
 def site_tree(site_dir: Path) -> dict[str, bytes]:
@@ -165,7 +161,7 @@ class Project:
         result = subprocess.run(
             [sys.executable, "-m", "mkdocs", "gh-deploy", "--force"],
             cwd=self.root,
-            env=base_env(CLOUDFLARE_API_TOKEN=TOKEN, **env),
+            env=subprocess_env(CLOUDFLARE_API_TOKEN=TOKEN, **env),
             capture_output=True,
             text=True,
             check=False,
@@ -194,7 +190,7 @@ class Project:
 def plugin_options(cf: LocalCloudflare, origin_url: str, **more: Any) -> dict[str, Any]:
     return {
         "api_base": cf.api_base,
-        "zone_id": ZONE,
+        "zone_id": ZONE_ID,
         "origin_url": origin_url,
         "origin_interval": 0.1,
         "origin_timeout": 5,
@@ -235,11 +231,8 @@ def pages(bare: Path, tmp_path: Path) -> Iterator[BranchOrigin]:
 
 
 @pytest.fixture
-def cf(pages: BranchOrigin) -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(
-        zone_id=ZONE, zone_name="example.com", api_token=TOKEN, origin=pages.url, rate_limit=False
-    ) as server:
-        yield server
+def cf_options(pages: BranchOrigin) -> dict[str, Any]:
+    return {"origin": pages.url}  # the edge in front of the pages origin
 
 
 @pytest.fixture
@@ -428,8 +421,8 @@ def test_origin_timeout_keeps_the_purge_pending_until_the_cli_sends_it(
     purge = subprocess.run(
         [*CF_PURGE, "purge", "--manifest", str(project.manifest), "--site-url", SITE],
         cwd=project.root,
-        env=base_env(
-            CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_API_BASE=cf.api_base, CLOUDFLARE_ZONE_ID=ZONE
+        env=subprocess_env(
+            CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_API_BASE=cf.api_base, CLOUDFLARE_ZONE_ID=ZONE_ID
         ),
         capture_output=True,
         text=True,
@@ -477,12 +470,14 @@ def copy_later(source: Path, dest: Path, delay: float, done: list[float]) -> thr
     return thread
 
 
-def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(tmp_path: Path) -> None:
+def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(
+    tmp_path: Path, make_cf: MakeCf
+) -> None:
     v1_dir, v2_dir, served = tmp_path / "v1", tmp_path / "v2", tmp_path / "served"
     write_files(v1_dir, SITE_V1)
     write_files(v2_dir, SITE_V2)
     manifest = tmp_path / "state" / "manifest.json"
-    env = base_env(CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE)
+    env = subprocess_env(CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -497,10 +492,8 @@ def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(tmp_path: Path
     assert (v1_dir / MARKER).read_bytes() != (v2_dir / MARKER).read_bytes()
     shutil.copytree(v1_dir, served)  # what the origin serves now: v1, with its own marker
 
-    with (
-        OriginServer(served) as origin,
-        LocalCloudflare(zone_id=ZONE, api_token=TOKEN, origin=origin.url, rate_limit=False) as cf,
-    ):
+    with OriginServer(served) as origin:
+        cf = make_cf(origin=origin.url)
         env["CLOUDFLARE_API_BASE"] = cf.api_base
         urls = [url for path in SITE_V2 for url in urls_of(path)]  # the new page: a cached 404
         for url in urls:

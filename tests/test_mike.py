@@ -27,13 +27,10 @@ from mkdocs_cfpurge.deploy import branch as branchdiff
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.localcf.origin import BranchOrigin, export_tree
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import EPOCH, git, make_site, write_files
+from tests.helpers import BIN, TOKEN, ZONE_ID, MakeCf, git, make_site, subprocess_env, write_files
 
-ZONE = "0123456789abcdef0123456789abcdef"
-TOKEN = "mike-test-token"
 SITE = "https://docs.example.com/proj/"
 ROOT_SITE = "https://docs.example.com/"
-BIN = Path(sys.executable).parent
 MIKE = [str(BIN / "mike")]
 CF_PURGE = [sys.executable, "-m", "mkdocs_cfpurge"]
 BRANCH_MANIFEST = Path(".cache/plugin/cfpurge/branch/manifest.json")
@@ -51,24 +48,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """Subprocess environment: the venv's scripts first (mike runs `mkdocs` by name),
-    reproducible builds, no proxy for loopback."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        SOURCE_DATE_EPOCH=EPOCH,
-        NO_PROXY="127.0.0.1,localhost",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
 
 
 @dataclass
@@ -142,18 +121,10 @@ def make_repo(
     git(root, "commit", "-qm", "docs")
     git(root, "push", "-q", "origin", "main")
     # The job's environment holds the credentials, as in CI: mike's build sees them too.
-    env = base_env(
-        CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE, CLOUDFLARE_API_BASE=cf.api_base
+    env = subprocess_env(
+        CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID, CLOUDFLARE_API_BASE=cf.api_base
     )
     return Repo(root, bare, env, site)
-
-
-@pytest.fixture
-def cf() -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(
-        zone_id=ZONE, zone_name="example.com", api_token=TOKEN, rate_limit=False
-    ) as server:
-        yield server
 
 
 @pytest.fixture
@@ -375,19 +346,11 @@ def test_since_gives_a_fresh_runner_its_baseline_and_dry_run_sends_nothing(
 
 
 def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
-    tmp_path: Path,
+    tmp_path: Path, make_cf: MakeCf
 ) -> None:
     bare = make_bare(tmp_path)
-    with (
-        BranchOrigin(bare, tmp_path / "published") as pages,
-        LocalCloudflare(
-            zone_id=ZONE,
-            zone_name="example.com",
-            api_token=TOKEN,
-            origin=pages.url,
-            rate_limit=False,
-        ) as cf,
-    ):
+    with BranchOrigin(bare, tmp_path / "published") as pages:
+        cf = make_cf(origin=pages.url)
         repo = make_repo(tmp_path, cf, site=ROOT_SITE, bare=bare)
         wait = ["--wait-for-origin", "--origin-url", pages.url, "--origin-interval", "0.1"]
         repo.mike("deploy", "--push", "1.0", "latest")
