@@ -128,12 +128,8 @@ def subprocess_env(**extra: str | None) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         PYTHONIOENCODING="utf-8",
     )
-    for name, value in extra.items():
-        if value is None:
-            env.pop(name, None)
-        else:
-            env[name] = value
-    return env
+    merged = {**env, **extra}
+    return {name: value for name, value in merged.items() if value is not None}
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -143,6 +139,23 @@ def git(cwd: Path, *args: str) -> str:
     )
     assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
     return result.stdout.strip()
+
+
+def bare_repository(path: Path, branch: str = "main") -> Path:
+    """A new bare repository at `path` (a remote on this machine)."""
+    git(path.parent, "init", "-q", "--bare", "-b", branch, str(path))
+    return path
+
+
+def push_project(root: Path, bare: Path) -> None:
+    """Make the MkDocs project in `root` a repository whose `origin` is `bare`: its sources
+    (site/ and .cache/ ignored) committed on main and pushed."""
+    write_files(root, {".gitignore": "site/\n.cache/\n"})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "remote", "add", "origin", str(bare))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "docs")
+    git(root, "push", "-q", "origin", "main")
 
 
 def load(config_file: Path, **overrides: Any) -> MkDocsConfig:

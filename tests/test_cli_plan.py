@@ -261,30 +261,29 @@ def test_missing_site_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not (tmp_path / "m.json").exists()
 
 
-def test_manifest_command_keeps_a_corrupt_file(
-    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("command", "option", "content", "message"),
+    [
+        ("manifest", "--out", b"not a manifest", "{path}"),
+        ("plan", "--manifest", b'{"version": 1,', "manifest {path!r} is corrupt"),
+    ],
+    ids=["manifest-command-keeps-a-corrupt-file", "plan-with-corrupt-manifest-exits-2"],
+)
+def test_a_corrupt_manifest_exits_2_and_is_kept(
+    site: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    option: str,
+    content: bytes,
+    message: str,
 ) -> None:
-    out = tmp_path / "manifest.json"
-    out.write_bytes(b"not a manifest")
-    code, _, err = run_main(
-        ["manifest", str(site), "--site-url", SITE_URL, "--out", str(out)], capsys
-    )
+    path = tmp_path / "manifest.json"
+    path.write_bytes(content)
+    code, _, err = run_main([command, str(site), "--site-url", SITE_URL, option, str(path)], capsys)
     assert code == 2
-    assert str(out) in err
-    assert out.read_bytes() == b"not a manifest"
-
-
-def test_plan_with_corrupt_manifest_exits_2(
-    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    manifest = tmp_path / "manifest.json"
-    manifest.write_bytes(b'{"version": 1,')
-    code, _, err = run_main(
-        ["plan", str(site), "--site-url", SITE_URL, "--manifest", str(manifest)], capsys
-    )
-    assert code == 2
-    assert f"manifest {str(manifest)!r} is corrupt" in err
-    assert manifest.read_bytes() == b'{"version": 1,'
+    assert message.format(path=str(path)) in err
+    assert path.read_bytes() == content
 
 
 def test_main_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:

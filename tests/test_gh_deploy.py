@@ -33,9 +33,11 @@ from tests.helpers import (
     TOKEN,
     ZONE_ID,
     MakeCf,
+    bare_repository,
     git,
     make_site,
     plan_urls,
+    push_project,
     subprocess_env,
     write_files,
 )
@@ -99,6 +101,15 @@ def assert_edge_serves(cf: LocalCloudflare, tree: Mapping[str, bytes]) -> None:
             if response.status != 200 or response.body != body:
                 stale.append(f"{url} ({response.status}, {response.cache_status})")
     assert not stale, f"the edge serves stale content: {stale}"
+
+
+def assert_guide_edit_purged(cf: LocalCloudflare, v1: Mapping[str, bytes], site_dir: Path) -> None:
+    """The new build in `site_dir` differs from `v1` as editing the guide makes it differ; those
+    URLs, and only those, were purged; the edge serves the new build."""
+    v2 = site_tree(site_dir)
+    assert changed_files(v1, v2) == GUIDE_CHANGES
+    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
+    assert_edge_serves(cf, v2)
 
 
 def warm_edge(cf: LocalCloudflare, urls: list[str]) -> None:
@@ -200,12 +211,7 @@ def plugin_options(cf: LocalCloudflare, origin_url: str, **more: Any) -> dict[st
 
 def make_project(root: Path, bare: Path, options: Mapping[str, Any]) -> Project:
     make_site(root, site_url=SITE, options=options, pages=PAGES)
-    write_files(root, {".gitignore": "site/\n.cache/\n"})
-    git(root, "init", "-q", "-b", "main")
-    git(root, "remote", "add", "origin", str(bare))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "docs")
-    git(root, "push", "-q", "origin", "main")
+    push_project(root, bare)
     return Project(root, bare)
 
 
@@ -219,9 +225,7 @@ def clone(bare: Path, root: Path, *, single_branch: bool = False) -> Project:
 
 @pytest.fixture
 def bare(tmp_path: Path) -> Path:
-    path = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(path))
-    return path
+    return bare_repository(tmp_path / "remote.git")
 
 
 @pytest.fixture
@@ -280,10 +284,7 @@ def test_purge_waits_until_the_origin_serves_the_pushed_build(
     assert "waiting for the origin to serve this build" in second.stdout
     assert "the origin serves this build" in second.stdout
 
-    v2 = site_tree(project.site_dir)
-    assert changed_files(v1, v2) == GUIDE_CHANGES
-    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
-    assert_edge_serves(cf, v2)
+    assert_guide_edit_purged(cf, v1, project.site_dir)
     assert not project.pending.exists()
     assert (
         json.loads(project.manifest.read_bytes())["files"]
@@ -347,10 +348,7 @@ def test_a_fresh_clone_purges_what_changed_since_the_deployed_branch(
     deployed_ok(second)
 
     assert "baseline: the manifest published in origin/gh-pages" in second.stdout
-    v2 = site_tree(runner.site_dir)
-    assert changed_files(v1, v2) == GUIDE_CHANGES
-    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
-    assert_edge_serves(cf, v2)
+    assert_guide_edit_purged(cf, v1, runner.site_dir)
     assert runner.manifest.is_file()
     assert not runner.pending.exists()
 
@@ -376,10 +374,7 @@ def test_a_branch_deployed_without_the_plugin_is_compared_by_git_blob_ids(
     deployed_ok(result)
 
     assert "baseline: the files of origin/gh-pages (git blob ids)" in result.stdout
-    v2 = site_tree(runner.site_dir)
-    assert changed_files(v1, v2) == GUIDE_CHANGES
-    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
-    assert_edge_serves(cf, v2)
+    assert_guide_edit_purged(cf, v1, runner.site_dir)
 
 
 # --- 4. the origin never publishes: the purge stays owed ----------------------------------

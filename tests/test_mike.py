@@ -27,7 +27,18 @@ from mkdocs_cfpurge.deploy import branch as branchdiff
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.localcf.origin import BranchOrigin, export_tree
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import BIN, TOKEN, ZONE_ID, MakeCf, git, make_site, subprocess_env, write_files
+from tests.helpers import (
+    BIN,
+    TOKEN,
+    ZONE_ID,
+    MakeCf,
+    bare_repository,
+    git,
+    make_site,
+    push_project,
+    subprocess_env,
+    write_files,
+)
 
 SITE = "https://docs.example.com/proj/"
 ROOT_SITE = "https://docs.example.com/"
@@ -59,32 +70,20 @@ class Repo:
     env: dict[str, str]
     site: str = SITE
 
-    def mike(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, command: list[str], expect: int = 0) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [*MIKE, *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=90,
+            command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=90
         )
-        assert result.returncode == 0, f"mike {' '.join(args)}:\n{result.stdout}{result.stderr}"
+        assert result.returncode == expect, (
+            f"{' '.join(command)}: exit {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
         return result
 
+    def mike(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run([*MIKE, *args])
+
     def purge(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        command = [*CF_PURGE, "purge-branch", "--site-url", self.site, *args]
-        result = subprocess.run(
-            command,
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=90,
-        )
-        assert result.returncode == expect, f"exit {result.returncode}:\n{result.stderr}"
-        return result
+        return self.run([*CF_PURGE, "purge-branch", "--site-url", self.site, *args], expect)
 
     def edit(self, page: str, text: str) -> None:
         write_files(self.root / "docs", {page: text})
@@ -98,12 +97,6 @@ class Repo:
         return self.root / BRANCH_MANIFEST
 
 
-def make_bare(tmp_path: Path) -> Path:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    return bare
-
-
 def make_repo(
     tmp_path: Path,
     cf: LocalCloudflare,
@@ -111,15 +104,10 @@ def make_repo(
     bare: Path | None = None,
     **options: Any,
 ) -> Repo:
-    bare = bare or make_bare(tmp_path)
+    bare = bare or bare_repository(tmp_path / "remote.git")
     root = tmp_path / "docs-repo"
     make_site(root, site_url=site, pages=PAGES, options=options or None)
-    write_files(root, {".gitignore": "site/\n.cache/\n"})
-    git(root, "init", "-q", "-b", "main")
-    git(root, "remote", "add", "origin", str(bare))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "docs")
-    git(root, "push", "-q", "origin", "main")
+    push_project(root, bare)
     # The job's environment holds the credentials, as in CI: mike's build sees them too.
     env = subprocess_env(
         CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID, CLOUDFLARE_API_BASE=cf.api_base
@@ -348,7 +336,7 @@ def test_since_gives_a_fresh_runner_its_baseline_and_dry_run_sends_nothing(
 def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
     tmp_path: Path, make_cf: MakeCf
 ) -> None:
-    bare = make_bare(tmp_path)
+    bare = bare_repository(tmp_path / "remote.git")
     with BranchOrigin(bare, tmp_path / "published") as pages:
         cf = make_cf(origin=pages.url)
         repo = make_repo(tmp_path, cf, site=ROOT_SITE, bare=bare)

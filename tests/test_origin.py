@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from mkdocs_cfpurge.localcf.origin import BranchOrigin, FolderPublisher, OriginServer
-from tests.helpers import git, write_files
+from tests.helpers import bare_repository, git, write_files
 
 SITE = {
     "index.html": "<h1>Home</h1>",
@@ -89,7 +89,7 @@ def test_branch_origin_publishes_each_push_of_its_branch(
     tmp_path: Path, http: httpx.Client
 ) -> None:
     bare, work = tmp_path / "remote.git", tmp_path / "work"
-    git(tmp_path, "init", "-q", "--bare", "-b", "gh-pages", str(bare))
+    bare_repository(bare, "gh-pages")
     git(tmp_path, "init", "-q", "-b", "gh-pages", str(work))
     write_files(work, {"index.html": "v1"})
     git(work, "add", "-A")

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -147,6 +147,23 @@ def baseline(root: Path, settings: Settings, pages: Mapping[str, str] = PAGES_V1
     site_dir = build_site(root, pages)
     pipeline.scan(site_dir, settings).save(settings.manifest_path)
     return settings.manifest_path.read_bytes()
+
+
+class Deployed(NamedTuple):
+    manifest: Path  # the last deploy's manifest (in tmp_path/state)
+    settings: Settings  # no credentials: for scans and previews
+    before: bytes  # that manifest's bytes, to prove it unchanged
+    site_dir: Path  # the next build, not deployed yet
+
+
+def deployed_then_built(tmp_path: Path, **options: Any) -> Deployed:
+    """PAGES_V1 built and recorded as the last deploy, then PAGES_V2 built."""
+    manifest = tmp_path / "state" / "manifest.json"
+    settings = Settings.create(
+        **{"site_url": SITE_URL, "manifest_path": manifest, "env": {}, **options}
+    )
+    before = baseline(tmp_path, settings)
+    return Deployed(manifest, settings, before, build_site(tmp_path, PAGES_V2))
 
 
 def change_urls(plan: PurgePlan) -> set[str]:
@@ -475,11 +492,8 @@ def purge_args(site_dir: Path, manifest: Path, *extra: str, command: str = "purg
 def test_cli_permanent_500_keeps_what_is_owed_and_a_healthy_rerun_sends_it(
     tmp_path: Path, point_at: PointAt, capsys: pytest.CaptureFixture[str], make_cf: MakeCf
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
+    manifest, settings, before, site_dir = deployed_then_built(tmp_path, strategy="files")
     pending_path = manifest.with_name("pending.json")
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, strategy="files", env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
     v2 = pipeline.scan(site_dir, settings)
     owed_v2 = {url for c in pipeline.preview(settings, v2).changes for url in c.urls}
 
@@ -534,10 +548,7 @@ def test_cli_purge_without_a_site_sends_what_is_pending_and_commits_its_manifest
     tmp_path: Path, point_at: PointAt, capsys: pytest.CaptureFixture[str], make_cf: MakeCf
 ) -> None:
     """The deploy that could not purge (a failed run, or gh-deploy without the hook)."""
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, settings, before, site_dir = deployed_then_built(tmp_path)
     v2 = pipeline.scan(site_dir, settings)
     broken = make_cf()
     broken.fail_next(1000, 503)
@@ -563,10 +574,7 @@ def test_cli_purge_without_a_site_sends_what_is_pending_and_commits_its_manifest
 def test_cli_plan_file_is_sent_as_it_is(
     cf: LocalCloudflare, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, _, before, site_dir = deployed_then_built(tmp_path)
     plan_file = tmp_path / "plan.json"
     code, _, err = run_cli(
         purge_args(site_dir, manifest, "--out", str(plan_file), command="plan"), capsys
@@ -589,10 +597,7 @@ def test_cli_plan_file_is_sent_as_it_is(
 def test_cli_dry_run_of_a_site_sends_and_changes_nothing(
     cf: LocalCloudflare, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, _, before, site_dir = deployed_then_built(tmp_path)
     state_before = sorted(p.name for p in manifest.parent.iterdir())
 
     code, out, err = run_cli(purge_args(site_dir, manifest, "--dry-run"), capsys)
@@ -645,11 +650,8 @@ def test_cli_configuration_errors_exit_2_and_send_nothing(
 def test_cli_zone_that_does_not_own_the_host_exits_2_before_any_purge(
     cf: LocalCloudflare, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
     other = "https://docs.example.org/"
-    settings = Settings.create(site_url=other, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, _, before, site_dir = deployed_then_built(tmp_path, site_url=other)
     args = ["purge", str(site_dir), "--site-url", other, "--manifest", str(manifest)]
 
     code, _, err = run_cli(args, capsys)
@@ -664,29 +666,29 @@ def test_cli_zone_that_does_not_own_the_host_exits_2_before_any_purge(
     assert check_bodies(cf)
 
 
-def child_env(api_base: str, token: str) -> dict[str, str]:
-    return subprocess_env(
-        CLOUDFLARE_API_TOKEN=token, CLOUDFLARE_API_BASE=api_base, CLOUDFLARE_ZONE_ID=ZONE_ID
+def purge_in_a_subprocess(
+    cf: LocalCloudflare, cwd: Path, site_dir: Path, manifest: Path, token: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m mkdocs_cfpurge purge ...`, the credentials in its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs_cfpurge", *purge_args(site_dir, manifest)],
+        env=subprocess_env(
+            CLOUDFLARE_API_TOKEN=token, CLOUDFLARE_API_BASE=cf.api_base, CLOUDFLARE_ZONE_ID=ZONE_ID
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
     )
 
 
 def test_cli_subprocess_purges_with_credentials_from_the_environment(
     cf: LocalCloudflare, tmp_path: Path
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, settings, _, site_dir = deployed_then_built(tmp_path)
     new = pipeline.scan(site_dir, settings)
 
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs_cfpurge", *purge_args(site_dir, manifest)],
-        env=child_env(cf.api_base, TOKEN),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = purge_in_a_subprocess(cf, tmp_path, site_dir, manifest, TOKEN)
 
     assert done.returncode == 0, done.stderr
     assert TOKEN not in done.stdout + done.stderr
@@ -699,20 +701,10 @@ def test_cli_subprocess_purges_with_credentials_from_the_environment(
 def test_cli_subprocess_bad_token_fails_clearly_and_commits_nothing(
     cf: LocalCloudflare, tmp_path: Path
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, settings, before, site_dir = deployed_then_built(tmp_path)
     owed = change_urls(pipeline.preview(settings, pipeline.scan(site_dir, settings)))
 
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs_cfpurge", *purge_args(site_dir, manifest)],
-        env=child_env(cf.api_base, BAD_TOKEN),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = purge_in_a_subprocess(cf, tmp_path, site_dir, manifest, BAD_TOKEN)
 
     assert done.returncode == 1
     assert BAD_TOKEN not in done.stdout + done.stderr

@@ -29,15 +29,23 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from mkdocs_cfpurge.localcf.base import QuietHandler, QuietServer
 from mkdocs_cfpurge.localcf.edge import FolderOrigin, OriginResponse
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing_extensions import Self, Unpack
 
-__all__ = ["BranchOrigin", "FolderPublisher", "OriginServer", "branch_head", "export_tree"]
+__all__ = [
+    "BranchOrigin",
+    "DelayedOrigin",
+    "FolderPublisher",
+    "OriginServer",
+    "Timing",
+    "branch_head",
+    "export_tree",
+]
 
 HOST = "127.0.0.1"
 CACHE_CONTROL = ("Cache-Control", "max-age=600")  # what GitHub Pages sends
@@ -110,6 +118,14 @@ class OriginServer:
         self.stop()
 
 
+class Timing(TypedDict, total=False):
+    """When a `DelayedOrigin` publishes (see there); each one is an attribute of it too."""
+
+    delay: float  # seconds from a version's appearance to its publication (default 0)
+    paused: bool  # publish nothing while True (default False)
+    poll: float  # seconds between two looks for a new version (default 0.05)
+
+
 class DelayedOrigin(OriginServer, ABC):
     """An origin that serves the newest version `delay` seconds after it appeared.
 
@@ -120,14 +136,12 @@ class DelayedOrigin(OriginServer, ABC):
     served as soon as its delay is over.
     """
 
-    def __init__(
-        self, exports: Path, *, delay: float = 0.0, paused: bool = False, poll: float = 0.05
-    ) -> None:
+    def __init__(self, exports: Path, **timing: Unpack[Timing]) -> None:
         super().__init__(None)
         self.exports = exports
-        self.delay = delay
-        self.paused = paused
-        self.poll = poll
+        self.delay = timing.get("delay", 0.0)
+        self.paused = timing.get("paused", False)
+        self.poll = timing.get("poll", 0.05)
         self.publications: list[tuple[float, str]] = []  # (time.monotonic(), version)
         self.published: str | None = None
         self._waiting: tuple[float, str] | None = None  # (seen at, version)
@@ -228,16 +242,9 @@ class BranchOrigin(DelayedOrigin):
     """
 
     def __init__(
-        self,
-        bare: Path,
-        exports: Path,
-        *,
-        branch: str = "gh-pages",
-        delay: float = 0.0,
-        paused: bool = False,
-        poll: float = 0.05,
+        self, bare: Path, exports: Path, *, branch: str = "gh-pages", **timing: Unpack[Timing]
     ) -> None:
-        super().__init__(exports, delay=delay, paused=paused, poll=poll)
+        super().__init__(exports, **timing)
         self.bare = bare
         self.branch = branch
 
@@ -255,16 +262,8 @@ class FolderPublisher(DelayedOrigin):
     origin starts is served at once. Copies go to `exports`, symlinks kept as links.
     """
 
-    def __init__(
-        self,
-        source: Path,
-        exports: Path,
-        *,
-        delay: float = 0.0,
-        paused: bool = False,
-        poll: float = 0.05,
-    ) -> None:
-        super().__init__(exports, delay=delay, paused=paused, poll=poll)
+    def __init__(self, source: Path, exports: Path, **timing: Unpack[Timing]) -> None:
+        super().__init__(exports, **timing)
         self.source = source
         self._uploads: list[str] = []
         self._lock = threading.Lock()
