@@ -44,6 +44,7 @@ from tests.cfschema import load_purge_body_validator
 from tests.helpers import TOKEN, ZONE_ID, settings_for, subprocess_env, write_files
 
 validate_body = load_purge_body_validator()
+pytestmark = pytest.mark.slow  # a long purge, faulted again and again: about a minute
 
 SITE_URL = "https://docs.example.com/"  # in LocalCloudflare's zone, example.com
 CLI = (sys.executable, "-m", "mkdocs_cfpurge")

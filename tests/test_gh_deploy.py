@@ -55,7 +55,7 @@ GUIDE_V2 = "# Guide\n\nThe second version of the guide, with more words.\n"
 # What editing the guide's text changes in the build (SOURCE_DATE_EPOCH keeps the rest as is).
 GUIDE_CHANGES = {"guide/index.html", "search/search_index.json"}
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]  # real deploys: seconds each
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ PAGES = {
 GUIDE_V2 = "# Guide\n\nThe second version of the guide, with more words.\n"
 
 validate_body = load_purge_body_validator()
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # real mike deploys: seconds each
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -81,6 +81,7 @@ def test_over_budget_whole_changed_sections_become_prefixes_with_no_collateral()
     assert any("auto:" in note and "budget 5s" in note for note in plan.notes)
 
 
+@pytest.mark.slow  # plans for sites of many thousand pages: seconds
 def test_a_prefix_never_takes_down_more_than_max_collateral_unchanged_urls() -> None:
     old = site(10, 500)
     # Half of every section changes: a section prefix would take 500 unchanged URLs down.
@@ -106,6 +107,7 @@ def test_when_nothing_fits_auto_stops_with_the_numbers_or_purges_everything_if_a
     assert any("purge_everything" in note for note in plan.notes)
 
 
+@pytest.mark.slow  # plans for sites of many thousand pages: seconds
 def test_a_faster_plan_keeps_exact_urls_where_free_needs_prefixes() -> None:
     old = site(10, 500)
     # Half of every section: no folder changed whole, so only the budget calls for prefixes.

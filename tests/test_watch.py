@@ -104,6 +104,7 @@ def watching(tmp_path: Path, cf: LocalCloudflare) -> Iterator[Watching]:
         watcher.stop(timeout=WAIT)
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_rsync_deploy_is_one_purge_of_exactly_the_changed_urls(
     tmp_path: Path, site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
@@ -144,6 +145,7 @@ def test_rsync_deploy_is_one_purge_of_exactly_the_changed_urls(
     assert not (tmp_path / "state" / "pending.json").exists()
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_redeploy_of_identical_bytes_purges_nothing(
     site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
@@ -166,6 +168,7 @@ def test_redeploy_of_identical_bytes_purges_nothing(
     assert_purged(cf.purges, watcher.rounds[-1].plan, {"index.html": ""})
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_transfer_in_progress_is_awaited_and_its_temp_files_never_purged(
     site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
@@ -200,6 +203,7 @@ def test_rsync_temporary_names(path: str, temporary: bool) -> None:
     assert is_temporary(path) is temporary
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_symlink_switch_to_a_new_release_purges_the_changed_urls(
     tmp_path: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
@@ -225,6 +229,7 @@ def test_symlink_switch_to_a_new_release_purges_the_changed_urls(
     assert_purged(cf.purges[1:], watcher.rounds[-1].plan, {"assets/site.css": "assets/site.css"})
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_folder_replaced_whole_purges_the_changed_urls(
     tmp_path: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
@@ -245,6 +250,7 @@ def test_folder_replaced_whole_purges_the_changed_urls(
     assert_purged(cf.purges[1:], watcher.rounds[-1].plan, {"assets/site.css": "assets/site.css"})
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_failed_purge_is_kept_owed_and_sent_with_the_next_deploy(
     tmp_path: Path, site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
@@ -320,6 +326,7 @@ def stop_cli(process: subprocess.Popen[str]) -> tuple[int, str]:
     return process.returncode, err
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_cli_watch_purges_then_stops_cleanly_on_sigterm(
     tmp_path: Path, site: Path, cf: LocalCloudflare
 ) -> None:
@@ -343,6 +350,7 @@ def test_cli_watch_purges_then_stops_cleanly_on_sigterm(
     assert err.rstrip().splitlines()[-1].startswith("cfpurge watch: stopped")
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_sigterm_mid_purge_finishes_the_request_in_flight_and_keeps_the_rest_owed(
     tmp_path: Path, cf: LocalCloudflare
 ) -> None:
@@ -372,6 +380,7 @@ def test_sigterm_mid_purge_finishes_the_request_in_flight_and_keeps_the_rest_owe
     assert pending["next_manifest"]["files"].keys() == pages.keys()
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_dry_run_previews_each_deploy_and_sends_nothing(
     tmp_path: Path, site: Path, cf: LocalCloudflare
 ) -> None:
