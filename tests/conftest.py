@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.log import log
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import TOKEN, ZONE_ID, MakeCf
+from tests.helpers import TOKEN, ZONE_ID, MakeCf, bare_repository
 
 
 @pytest.fixture(autouse=True)
@@ -44,6 +45,12 @@ def _restore_logger() -> Iterator[None]:
     saved = (list(log.handlers), log.level, log.propagate)
     yield
     log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """An empty bare repository: the remote a test's docs project pushes to."""
+    return bare_repository(tmp_path / "remote.git")
 
 
 @pytest.fixture

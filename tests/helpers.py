@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -147,9 +147,10 @@ def bare_repository(path: Path, branch: str = "main") -> Path:
     return path
 
 
-def push_project(root: Path, bare: Path) -> None:
-    """Make the MkDocs project in `root` a repository whose `origin` is `bare`: its sources
-    (site/ and .cache/ ignored) committed on main and pushed."""
+def make_pushed_site(root: Path, bare: Path, **site: Any) -> None:
+    """`make_site(root, **site)`, in a repository whose `origin` is `bare`: the sources (site/
+    and .cache/ ignored) committed on main and pushed."""
+    make_site(root, **site)
     write_files(root, {".gitignore": "site/\n.cache/\n"})
     git(root, "init", "-q", "-b", "main")
     git(root, "remote", "add", "origin", str(bare))
@@ -172,7 +173,7 @@ def run_build(
     config_file: Path,
     env: Mapping[str, str],
     *,
-    command: str = "build",
+    command: Literal["build", "gh-deploy", "serve"] = "build",
     **overrides: Any,
 ) -> MkDocsConfig:
     """What `mkdocs build` does: load the config, startup, build, shutdown (always).

@@ -33,11 +33,9 @@ from tests.helpers import (
     TOKEN,
     ZONE_ID,
     MakeCf,
-    bare_repository,
     git,
-    make_site,
+    make_pushed_site,
     plan_urls,
-    push_project,
     subprocess_env,
     write_files,
 )
@@ -210,8 +208,7 @@ def plugin_options(cf: LocalCloudflare, origin_url: str, **more: Any) -> dict[st
 
 
 def make_project(root: Path, bare: Path, options: Mapping[str, Any]) -> Project:
-    make_site(root, site_url=SITE, options=options, pages=PAGES)
-    push_project(root, bare)
+    make_pushed_site(root, bare, site_url=SITE, options=options, pages=PAGES)
     return Project(root, bare)
 
 
@@ -221,11 +218,6 @@ def clone(bare: Path, root: Path, *, single_branch: bool = False) -> Project:
     only = ["--single-branch"] if single_branch else []
     git(bare.parent, "clone", "-q", *only, "-b", "main", str(bare), str(root))
     return Project(root, bare)
-
-
-@pytest.fixture
-def bare(tmp_path: Path) -> Path:
-    return bare_repository(tmp_path / "remote.git")
 
 
 @pytest.fixture

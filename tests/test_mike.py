@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -32,10 +31,8 @@ from tests.helpers import (
     TOKEN,
     ZONE_ID,
     MakeCf,
-    bare_repository,
     git,
-    make_site,
-    push_project,
+    make_pushed_site,
     subprocess_env,
     write_files,
 )
@@ -98,16 +95,10 @@ class Repo:
 
 
 def make_repo(
-    tmp_path: Path,
-    cf: LocalCloudflare,
-    site: str = SITE,
-    bare: Path | None = None,
-    **options: Any,
+    tmp_path: Path, cf: LocalCloudflare, bare: Path, site: str = SITE, **options: Any
 ) -> Repo:
-    bare = bare or bare_repository(tmp_path / "remote.git")
     root = tmp_path / "docs-repo"
-    make_site(root, site_url=site, pages=PAGES, options=options or None)
-    push_project(root, bare)
+    make_pushed_site(root, bare, site_url=site, pages=PAGES, options=options or None)
     # The job's environment holds the credentials, as in CI: mike's build sees them too.
     env = subprocess_env(
         CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID, CLOUDFLARE_API_BASE=cf.api_base
@@ -116,8 +107,8 @@ def make_repo(
 
 
 @pytest.fixture
-def repo(tmp_path: Path, cf: LocalCloudflare) -> Repo:
-    return make_repo(tmp_path, cf)
+def repo(tmp_path: Path, cf: LocalCloudflare, bare: Path) -> Repo:
+    return make_repo(tmp_path, cf, bare)
 
 
 def served_files(bare: Path, commit: str, dest: Path) -> dict[str, bytes]:
@@ -132,14 +123,9 @@ def served_files(bare: Path, commit: str, dest: Path) -> dict[str, bytes]:
     return files
 
 
-def folders(paths: Iterator[str] | set[str]) -> set[str]:
-    out: set[str] = set()
-    for path in paths:
-        folder = posixpath.dirname(path)
-        while folder:
-            out.add(folder)
-            folder = posixpath.dirname(folder)
-    return out
+def folders(paths: Iterable[str]) -> set[str]:
+    """Every folder that holds one of `paths`, at any depth."""
+    return {str(folder) for path in paths for folder in PurePosixPath(path).parents} - {"."}
 
 
 def urls_of(path: str, site: str = SITE) -> set[str]:
@@ -245,9 +231,9 @@ def test_mike_builds_with_mkdocs_build_in_a_subprocess_marked_by_the_version_var
 
 @pytest.mark.parametrize("alias_type", ["symlink", "copy", "redirect"])
 def test_new_version_taking_over_an_alias_purges_version_alias_and_versions_json(
-    tmp_path: Path, cf: LocalCloudflare, alias_type: str
+    tmp_path: Path, cf: LocalCloudflare, bare: Path, alias_type: str
 ) -> None:
-    repo = make_repo(tmp_path, cf)
+    repo = make_repo(tmp_path, cf, bare)
     repo.mike("deploy", "--push", "--alias-type", alias_type, "1.0", "latest")
     first = repo.purge()
     assert "records the baseline" in first.stderr
@@ -334,12 +320,11 @@ def test_since_gives_a_fresh_runner_its_baseline_and_dry_run_sends_nothing(
 
 
 def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
-    tmp_path: Path, make_cf: MakeCf
+    tmp_path: Path, bare: Path, make_cf: MakeCf
 ) -> None:
-    bare = bare_repository(tmp_path / "remote.git")
     with BranchOrigin(bare, tmp_path / "published") as pages:
         cf = make_cf(origin=pages.url)
-        repo = make_repo(tmp_path, cf, site=ROOT_SITE, bare=bare)
+        repo = make_repo(tmp_path, cf, bare, site=ROOT_SITE)
         wait = ["--wait-for-origin", "--origin-url", pages.url, "--origin-interval", "0.1"]
         repo.mike("deploy", "--push", "1.0", "latest")
         pages.wait_published(repo.head())
@@ -380,10 +365,12 @@ def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
 # --- the cfpurge plugin inside mike's build --------------------------------------------------
 
 
-def test_the_plugin_is_inert_inside_mikes_build(tmp_path: Path, cf: LocalCloudflare) -> None:
+def test_the_plugin_is_inert_inside_mikes_build(
+    tmp_path: Path, cf: LocalCloudflare, bare: Path
+) -> None:
     """Even with `purge_on: [build]` and a manifest left by a plain deploy, mike's builds
     purge nothing, write no state and no marker, and never fail on the versioned site_url."""
-    repo = make_repo(tmp_path, cf, purge_on=["build"])
+    repo = make_repo(tmp_path, cf, bare, purge_on=["build"])
     plugin_manifest = repo.root / PLUGIN_MANIFEST
     earlier = {"version": 1, "algorithm": "sha256", "site_url": SITE, "files": {}}
     write_files(repo.root, {str(PLUGIN_MANIFEST): json.dumps(earlier)})

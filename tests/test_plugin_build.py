@@ -66,6 +66,12 @@ def edit(config_file: Path, page: str, text: str) -> None:
     (config_file.parent / "docs" / page).write_text(text, encoding="utf-8")
 
 
+@pytest.fixture
+def trap(monkeypatch: pytest.MonkeyPatch) -> NetworkTrap:
+    """Every request any client tries is recorded and refused (see helpers.forbid_network)."""
+    return forbid_network(monkeypatch)
+
+
 @pytest.fixture(autouse=True)
 def _outside_any_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Without a manifest the plugin reads the deployed branch of the git repository in the
@@ -93,13 +99,12 @@ def reproducible(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_edit_one_page_plans_exactly_its_urls_and_sends_nothing(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    trap: NetworkTrap,
     dry_run_by: str,
     site_url: str,
     use_directory_urls: bool,
     page_urls: list[str],
 ) -> None:
-    trap = forbid_network(monkeypatch)
     # Everything a real purge needs is there (purge_on: build, zone, token): only the dry run
     # stands between this build and Cloudflare.
     options: dict[str, Any] = dict(PURGING)
@@ -146,11 +151,8 @@ def test_edit_one_page_plans_exactly_its_urls_and_sends_nothing(
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_the_network_trap_catches_a_real_purge(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_network_trap_catches_a_real_purge(tmp_path: Path, trap: NetworkTrap) -> None:
     """Control for the dry-run test: the same build without the dry run does reach the network."""
-    trap = forbid_network(monkeypatch)
     config_file = make_site(tmp_path, options=PURGING)
     env = {"CLOUDFLARE_API_TOKEN": TOKEN}
     record_baseline(config_file, {**env, "CFPURGE_DRY_RUN": "1"})
@@ -185,8 +187,7 @@ def test_build_time_noise_is_exactly_homepage_and_sitemap(
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_unchanged_rebuild_plans_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trap = forbid_network(monkeypatch)
+def test_unchanged_rebuild_plans_nothing(tmp_path: Path, trap: NetworkTrap) -> None:
     env = {"CFPURGE_DRY_RUN": "1"}
     config_file = make_site(tmp_path, options={"zone_id": ZONE_ID})
     record_baseline(config_file, env)
@@ -197,8 +198,7 @@ def test_unchanged_rebuild_plans_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_serve_leaves_everything_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trap = forbid_network(monkeypatch)
+def test_serve_leaves_everything_alone(tmp_path: Path, trap: NetworkTrap) -> None:
     config_file = make_site(tmp_path, options=PURGING)
     env = {"CLOUDFLARE_API_TOKEN": TOKEN}
     config = run_build(config_file, env, command="serve")
@@ -208,11 +208,8 @@ def test_serve_leaves_everything_alone(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_serve_clean_is_recognised_by_its_temp_site_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_clean_is_recognised_by_its_temp_site_dir(tmp_path: Path, trap: NetworkTrap) -> None:
     # `mkdocs serve --clean` reports command 'build' but builds into a fresh mkdocs_* temp dir.
-    trap = forbid_network(monkeypatch)
     config_file = make_site(tmp_path, options=PURGING)
     site_dir = tempfile.mkdtemp(prefix="mkdocs_")
     try:
@@ -224,19 +221,15 @@ def test_serve_clean_is_recognised_by_its_temp_site_dir(
     assert_inert(tmp_path, trap)
 
 
-def test_disabled_plugin_is_inert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trap = forbid_network(monkeypatch)
+def test_disabled_plugin_is_inert(tmp_path: Path, trap: NetworkTrap) -> None:
     config_file = make_site(tmp_path, options={"enabled": False, "purge_on": ["build"]})
     run_build(config_file, {})
     assert_inert(tmp_path, trap)
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_strict_failure_after_post_build_purges_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_strict_failure_after_post_build_purges_nothing(tmp_path: Path, trap: NetworkTrap) -> None:
     """on_post_build runs, then --strict aborts the build: no purge may follow."""
-    trap = forbid_network(monkeypatch)
     config_file = make_site(tmp_path, options=PURGING)
     env = {"CLOUDFLARE_API_TOKEN": TOKEN}
     baseline = record_baseline(config_file, {**env, "CFPURGE_DRY_RUN": "1"})
@@ -322,9 +315,8 @@ def test_credentials_required_only_for_a_real_purge(
 
 @pytest.mark.usefixtures("reproducible")
 def test_corrupt_manifest_fails_the_build_and_is_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, trap: NetworkTrap, caplog: pytest.LogCaptureFixture
 ) -> None:
-    trap = forbid_network(monkeypatch)
     config_file = make_site(tmp_path, options=PURGING)
     manifest = tmp_path / MANIFEST_FILE
     manifest.parent.mkdir(parents=True)

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -122,8 +123,8 @@ def build_site(root: Path, pages: Mapping[str, str]) -> Path:
     write_files(docs, pages)
     config_file = root / "mkdocs.yml"
     if not config_file.exists():
-        config = {"site_name": "Test", "site_url": SITE_URL, "plugins": ["search"]}
-        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        raw = {"site_name": "Test", "site_url": SITE_URL, "plugins": ["search"]}
+        config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
     config = load_config(config_file=str(config_file))
     build(config)
     return Path(config.site_dir)
@@ -353,7 +354,7 @@ def test_two_runs_are_kept_apart_by_the_lock(
     settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL)
     baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
-    real_time = state_module.time
+    real_time = time  # the module state.py uses, before it is replaced
 
     def lock_poll_sleep(seconds: float) -> None:
         second_waits.set()
