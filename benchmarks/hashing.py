@@ -22,16 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    header,
-    median,
-    parser,
-    table,
-    temp_dir,
-    timed,
-    verdict,
-    write_results,
-)
+from _common import header, median, parser, table, temp_dir, timed, verdict, write_results
 
 from mkdocs_cfpurge.build.manifest import BIG_FILE, build_manifest, default_workers, iter_site_files
 

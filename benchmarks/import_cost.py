@@ -22,17 +22,8 @@ import subprocess
 import sys
 from typing import Any
 
-from _common import (
-    bytecode_env,
-    header,
-    median,
-    parser,
-    table,
-    temp_dir,
-    timed,
-    verdict,
-    write_results,
-)
+import _common
+from _common import header, median, parser, table, temp_dir, timed, verdict, write_results
 
 HEAVY = ("httpx", "httpcore", "anyio", "pydantic", "pydantic_core", "jsonschema", "watchdog")
 PLUGIN = "import mkdocs_cfpurge.plugin"
@@ -118,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with temp_dir("import") as tmp:
         ENV.clear()
-        ENV.update(bytecode_env(tmp))
+        ENV.update(_common.bytecode_env(tmp))
         return measure(args)
 
 

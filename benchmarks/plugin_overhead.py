@@ -37,17 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    bytecode_env,
-    header,
-    median,
-    parser,
-    table,
-    temp_dir,
-    timed,
-    verdict,
-    write_results,
-)
+import _common
+from _common import header, median, parser, table, temp_dir, timed, verdict, write_results
 
 TARGET = 1.03
 SITE_URL = "https://docs.example.com/"
@@ -155,7 +146,7 @@ class Build:
 def build(root: Path, config: str) -> Build:
     out = root / "build-times.json"
     cmd = [sys.executable, "-c", RUNNER, config, str(out)]
-    env = {**bytecode_env(root / ".pycache"), "CFPURGE_DRY_RUN": "1"}
+    env = {**_common.bytecode_env(root / ".pycache"), "CFPURGE_DRY_RUN": "1"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     seconds, done = timed(
         lambda: subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True)

@@ -1,8 +1,17 @@
-"""Settings every test shares: git identities for the commits tests make, no stray state."""
+"""What every test shares: git identities, no stray state, the logger as it was, and `cf`."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import pytest
+
+from mkdocs_cfpurge.localcf import LocalCloudflare
+from mkdocs_cfpurge.log import log
+from tests.cfschema import load_purge_body_validator
+from tests.helpers import TOKEN, ZONE_ID, MakeCf, bare_repository
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +36,55 @@ def _isolated_env(
         "GITHUB_STEP_SUMMARY",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logger() -> Iterator[None]:
+    # The CLI gives the pipeline's logger a handler on the stderr of the moment: put the old
+    # ones back so later tests (and MkDocs builds) log as before.
+    saved = (list(log.handlers), log.level, log.propagate)
+    yield
+    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
+
+
+@pytest.fixture
+def bare(tmp_path: Path) -> Path:
+    """An empty bare repository: the remote a test's docs project pushes to."""
+    return bare_repository(tmp_path / "remote.git")
+
+
+@pytest.fixture
+def make_cf() -> Iterator[MakeCf]:
+    """Start a LocalCloudflare: zone ZONE_ID (example.com), token TOKEN, no rate limits, unless
+    the keyword arguments say otherwise. Each one stops after the test; then every purge body it
+    received must satisfy Cloudflare's schema (strict), unless made with `check_bodies=False`."""
+    started: list[tuple[LocalCloudflare, bool]] = []
+
+    def make(*, check_bodies: bool = True, **options: Any) -> LocalCloudflare:
+        server = LocalCloudflare(
+            **{"zone_id": ZONE_ID, "api_token": TOKEN, "rate_limit": False, **options}
+        )
+        started.append((server.start(), check_bodies))
+        return server
+
+    yield make
+    for server, _ in started:
+        server.stop()
+    validate_body = load_purge_body_validator()
+    for server, check_bodies in started:
+        for request in server.requests if check_bodies else ():
+            if request["method"] == "POST":
+                validate_body(request["body"])
+
+
+@pytest.fixture
+def cf_options() -> dict[str, Any]:
+    """`make_cf` options for `cf`. A module overrides this fixture for a server of its own kind
+    (an origin, its own token), and may depend on other fixtures to do it."""
+    return {}
+
+
+@pytest.fixture
+def cf(make_cf: MakeCf, cf_options: dict[str, Any]) -> LocalCloudflare:
+    """The local Cloudflare API (and edge, given an origin) most tests purge through."""
+    return make_cf(**cf_options)

@@ -1,4 +1,5 @@
-"""Shared test helpers: a small MkDocs site in a temp folder, real builds, a network trap.
+"""Shared test helpers: a small MkDocs site in a temp folder, real builds, a network trap, the
+zone and token every local Cloudflare uses, settings, git, the CLI in this process or another.
 
 A plain module (not conftest.py) so that any test imports exactly what it uses:
 `from tests.helpers import ...`.
@@ -7,9 +8,12 @@ A plain module (not conftest.py) so that any test imports exactly what it uses:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -18,9 +22,18 @@ from mkdocs.commands.build import build
 from mkdocs.config import load_config
 from mkdocs.config.defaults import MkDocsConfig
 
+from mkdocs_cfpurge.cli import main
+from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.plugin import CfPurgePlugin
+from mkdocs_cfpurge.settings import Settings
 
 ZONE_ID = "0123456789abcdef0123456789abcdef"
+# Distinctive: tests search every output and file for it to prove it never leaks.
+TOKEN = "tok-TESTS-c0ffee-5eb4c7a1"
+SITE = "https://docs.example.com/"  # in the local Cloudflare's zone, example.com
+BIN = Path(sys.executable).parent  # this virtualenv's scripts (mkdocs, mike)
+
+MakeCf = Callable[..., LocalCloudflare]  # the `make_cf` fixture (conftest.py)
 # Any fixed time: with SOURCE_DATE_EPOCH set, two builds of the same sources are byte-identical.
 EPOCH = "1700000000"
 
@@ -75,6 +88,77 @@ def make_site(
     return config_file
 
 
+def settings_for(state: Path, cf: LocalCloudflare | None = None, **options: Any) -> Settings:
+    """Settings as most tests want them, each default overridden by `options`: exact URLs of
+    SITE, the manifest in the folder `state`, zone ZONE_ID through the API of `cf` (if given),
+    and TOKEN read from the environment the settings are given."""
+    defaults: dict[str, Any] = {
+        "site_url": SITE,
+        "manifest_path": state / "manifest.json",
+        "strategy": "files",
+        "zone_id": ZONE_ID,
+        "api_base": None if cf is None else cf.api_base,
+        "env": {"CLOUDFLARE_API_TOKEN": TOKEN},
+    }
+    return Settings.create(**{**defaults, **options})
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """`mkdocs-cfpurge ARGV` in this process: exit code, stdout, stderr."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    code = exited.value.code
+    captured = capsys.readouterr()
+    return (code if isinstance(code, int) else 1), captured.out, captured.err
+
+
+def subprocess_env(**extra: str | None) -> dict[str, str]:
+    """The environment of a command under test: this one without Cloudflare or cfpurge settings
+    and proxies (loopback is never proxied), this virtualenv's scripts first (mike runs `mkdocs`
+    by name), reproducible builds, unbuffered UTF-8 output; then `extra` (None removes)."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("CLOUDFLARE_", "CFPURGE_")) and "proxy" not in name.lower()
+    }
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        SOURCE_DATE_EPOCH=EPOCH,
+        NO_PROXY="127.0.0.1,localhost",
+        PYTHONUNBUFFERED="1",
+        PYTHONIOENCODING="utf-8",
+    )
+    merged = {**env, **extra}
+    return {name: value for name, value in merged.items() if value is not None}
+
+
+def git(cwd: Path, *args: str) -> str:
+    """`git ARGS` in `cwd` (with the identity conftest gives every test); stdout, stripped."""
+    result = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=30
+    )
+    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
+    return result.stdout.strip()
+
+
+def bare_repository(path: Path, branch: str = "main") -> Path:
+    """A new bare repository at `path` (a remote on this machine)."""
+    git(path.parent, "init", "-q", "--bare", "-b", branch, str(path))
+    return path
+
+
+def make_pushed_site(root: Path, bare: Path, **site: Any) -> None:
+    """`make_site(root, **site)`, in a repository whose `origin` is `bare`: the sources (site/
+    and .cache/ ignored) committed on main and pushed."""
+    make_site(root, **site)
+    write_files(root, {".gitignore": "site/\n.cache/\n"})
+    git(root, "init", "-q", "-b", "main")
+    git(root, "remote", "add", "origin", str(bare))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "docs")
+    git(root, "push", "-q", "origin", "main")
+
+
 def load(config_file: Path, **overrides: Any) -> MkDocsConfig:
     return load_config(config_file=str(config_file), **overrides)
 
@@ -89,7 +173,7 @@ def run_build(
     config_file: Path,
     env: Mapping[str, str],
     *,
-    command: str = "build",
+    command: Literal["build", "gh-deploy", "serve"] = "build",
     **overrides: Any,
 ) -> MkDocsConfig:
     """What `mkdocs build` does: load the config, startup, build, shutdown (always).

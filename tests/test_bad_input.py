@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
+from tests.helpers import TOKEN, ZONE_ID, subprocess_env
 
-ZONE = "0123456789abcdef0123456789abcdef"
-TOKEN = "bad-input-suite-token-5f2b9c"
 SITE_URL = "https://docs.example.com/"
 
 
@@ -116,12 +115,6 @@ CASES: dict[str, Case] = {
 }
 
 
-@pytest.fixture(scope="module")
-def cloudflare() -> LocalCloudflare:
-    with LocalCloudflare(zone_id=ZONE, zone_name="example.com", api_token=TOKEN) as cf:
-        yield cf
-
-
 def _tree_bytes(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
@@ -131,9 +124,7 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_bad_input_is_refused_untouched(
-    name: str, tmp_path: Path, cloudflare: LocalCloudflare
-) -> None:
+def test_bad_input_is_refused_untouched(name: str, tmp_path: Path, cf: LocalCloudflare) -> None:
     case = CASES[name]
     site = tmp_path / "site"
     (site / "guide").mkdir(parents=True)
@@ -161,17 +152,10 @@ def test_bad_input_is_refused_untouched(
     if case.prepare is not None:
         case.prepare(tmp_path)
     before = _tree_bytes(state)
-    seen = len(cloudflare.requests)
+    seen = len(cf.requests)
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "CFPURGE_"))}
-    env.update(
-        CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE, CLOUDFLARE_API_BASE=cloudflare.api_base
-    )
-    for key, value in case.env.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
+    credentials = {"CLOUDFLARE_API_TOKEN": TOKEN, "CLOUDFLARE_ZONE_ID": ZONE_ID}
+    env = subprocess_env(CLOUDFLARE_API_BASE=cf.api_base, **{**credentials, **case.env})
     args = [str(tmp_path / a[1:]) if a.startswith("@") else a for a in case.args]
     site_arg = [] if any(a.startswith("@") for a in case.args) else [str(site)]
     default_url = [] if "--site-url" in args else ["--site-url", SITE_URL]
@@ -198,26 +182,23 @@ def test_bad_input_is_refused_untouched(
     assert case.expect in output, output
     assert "Traceback" not in output
     assert TOKEN not in output
-    assert len(cloudflare.requests) == seen or all(
-        r["method"] == "GET" for r in cloudflare.requests[seen:]
-    ), "a purge request went out"
-    assert not [r for r in cloudflare.requests[seen:] if r["method"] == "POST"]
+    assert len(cf.requests) == seen or all(r["method"] == "GET" for r in cf.requests[seen:]), (
+        "a purge request went out"
+    )
+    assert not [r for r in cf.requests[seen:] if r["method"] == "POST"]
     assert _tree_bytes(state) == before
 
 
-def test_token_with_trailing_newline_is_stripped(
-    tmp_path: Path, cloudflare: LocalCloudflare
-) -> None:
+def test_token_with_trailing_newline_is_stripped(tmp_path: Path, cf: LocalCloudflare) -> None:
     """A secret pasted with its newline (`echo token > file`) works rather than failing auth."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "index.html").write_text("v1")
     manifest = tmp_path / "state" / "manifest.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "CFPURGE_"))}
-    env.update(
+    env = subprocess_env(
         CLOUDFLARE_API_TOKEN=TOKEN + "\n",
-        CLOUDFLARE_ZONE_ID=ZONE,
-        CLOUDFLARE_API_BASE=cloudflare.api_base,
+        CLOUDFLARE_ZONE_ID=ZONE_ID,
+        CLOUDFLARE_API_BASE=cf.api_base,
     )
     command = [
         sys.executable,
@@ -232,8 +213,8 @@ def test_token_with_trailing_newline_is_stripped(
     ]
     subprocess.run(command, env=env, check=True, capture_output=True)  # baseline
     (site / "index.html").write_text("v2")
-    before = len(cloudflare.purges)
+    before = len(cf.purges)
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert len(cloudflare.purges) == before + 1
-    assert SITE_URL in cloudflare.purges[-1].items
+    assert len(cf.purges) == before + 1
+    assert SITE_URL in cf.purges[-1].items

@@ -3,33 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from mkdocs_cfpurge.build.manifest import load_manifest
-from mkdocs_cfpurge.cli import cli, main
-from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.cli import cli
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import tree_bytes, write_files
+from tests.helpers import run_main, subprocess_env, tree_bytes, write_files
 
 validate_body = load_purge_body_validator()
 SITE_URL = "https://example.com/docs/"
-
-
-@pytest.fixture(autouse=True)
-def _restore_logger() -> Iterator[None]:
-    # The CLI gives the pipeline's logger a handler on the stderr of the moment: put it back so
-    # later tests (and MkDocs builds) log as before.
-    saved = (list(log.handlers), log.level, log.propagate)
-    yield
-    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture
@@ -223,14 +211,6 @@ def test_plan_without_a_manifest_purges_nothing(site: Path, tmp_path: Path) -> N
 # --- exit codes ---------------------------------------------------------------------------------
 
 
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    code = exited.value.code
-    captured = capsys.readouterr()
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
-
-
 def test_main_exits_zero_on_success(
     baseline: Path, site: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -281,30 +261,29 @@ def test_missing_site_folder_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not (tmp_path / "m.json").exists()
 
 
-def test_manifest_command_keeps_a_corrupt_file(
-    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("command", "option", "content", "message"),
+    [
+        ("manifest", "--out", b"not a manifest", "{path}"),
+        ("plan", "--manifest", b'{"version": 1,', "manifest {path!r} is corrupt"),
+    ],
+    ids=["manifest-command-keeps-a-corrupt-file", "plan-with-corrupt-manifest-exits-2"],
+)
+def test_a_corrupt_manifest_exits_2_and_is_kept(
+    site: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    option: str,
+    content: bytes,
+    message: str,
 ) -> None:
-    out = tmp_path / "manifest.json"
-    out.write_bytes(b"not a manifest")
-    code, _, err = run_main(
-        ["manifest", str(site), "--site-url", SITE_URL, "--out", str(out)], capsys
-    )
+    path = tmp_path / "manifest.json"
+    path.write_bytes(content)
+    code, _, err = run_main([command, str(site), "--site-url", SITE_URL, option, str(path)], capsys)
     assert code == 2
-    assert str(out) in err
-    assert out.read_bytes() == b"not a manifest"
-
-
-def test_plan_with_corrupt_manifest_exits_2(
-    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    manifest = tmp_path / "manifest.json"
-    manifest.write_bytes(b'{"version": 1,')
-    code, _, err = run_main(
-        ["plan", str(site), "--site-url", SITE_URL, "--manifest", str(manifest)], capsys
-    )
-    assert code == 2
-    assert f"manifest {str(manifest)!r} is corrupt" in err
-    assert manifest.read_bytes() == b'{"version": 1,'
+    assert message.format(path=str(path)) in err
+    assert path.read_bytes() == content
 
 
 def test_main_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -317,7 +296,7 @@ def test_main_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_python_dash_m_help() -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CLOUDFLARE_")}
+    env = subprocess_env()
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs_cfpurge", "--help"],
         capture_output=True,

@@ -9,23 +9,22 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from mkdocs_cfpurge.cloudflare.client import CloudflareClient, PurgeIncomplete, RetryPolicy
-from mkdocs_cfpurge.errors import CfPurgeError, ConfigError
+from mkdocs_cfpurge.cloudflare.client import CloudflareClient, RetryPolicy
+from mkdocs_cfpurge.errors import CfPurgeError, ConfigError, PurgeIncomplete
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
 from mkdocs_cfpurge.settings import Credentials
 from tests.cfschema import load_purge_body_validator
+from tests.helpers import TOKEN, ZONE_ID, MakeCf
 
 validate_body = load_purge_body_validator()
 
-ZONE = "0123456789abcdef0123456789abcdef"
 OTHER_ZONE = "fedcba9876543210fedcba9876543210"
-TOKEN = "tok-CLIENT-7f3a9c2e5d1b"
 SITE = "https://docs.example.com"
 LOGGER = "mkdocs.plugins.cfpurge"
 FAST = RetryPolicy(attempts=6, base_delay=0.01, max_delay=0.05)
@@ -65,13 +64,6 @@ def accepted_items(cf: LocalCloudflare) -> list[Any]:
 
 
 @pytest.fixture
-def cf() -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(zone_id=ZONE, api_token=TOKEN, rate_limit=False) as server:
-        yield server
-        purge_posts(server)  # every body it got must satisfy Cloudflare's schema
-
-
-@pytest.fixture
 def clock() -> FakeTime:
     return FakeTime()
 
@@ -81,7 +73,7 @@ def make_client(
     fake: FakeTime,
     *,
     token: str = TOKEN,
-    zone_id: str = ZONE,
+    zone_id: str = ZONE_ID,
     retry: RetryPolicy = FAST,
     **kwargs: Any,
 ) -> CloudflareClient:
@@ -113,7 +105,7 @@ def test_bearer_token_purge_returns_cloudflares_id(cf: LocalCloudflare, clock: F
     assert (record.method, record.kind, record.items) == ("purge_cache", "files", tuple(urls(2)))
     assert purge_id == record.id
     [post] = purge_posts(cf)
-    assert post["path"] == f"/client/v4/zones/{ZONE}/purge_cache"
+    assert post["path"] == f"/client/v4/zones/{ZONE_ID}/purge_cache"
     assert post["body"] == body
     assert post["headers"]["Authorization"] == "***"  # the server redacts what it records
     assert "X-Auth-Key" not in post["headers"]
@@ -123,7 +115,7 @@ def test_bearer_token_purge_returns_cloudflares_id(cf: LocalCloudflare, clock: F
 def test_legacy_email_and_global_key_authenticate() -> None:
     key = "k" * 37
     with LocalCloudflare(
-        zone_id=ZONE, api_token=None, api_email="me@example.com", api_key=key, rate_limit=False
+        zone_id=ZONE_ID, api_token=None, api_email="me@example.com", api_key=key, rate_limit=False
     ) as cf:
         for credentials, accepted in [
             (Credentials(api_email="me@example.com", api_key=key), True),
@@ -131,7 +123,7 @@ def test_legacy_email_and_global_key_authenticate() -> None:
         ]:
             client = CloudflareClient(
                 credentials,
-                ZONE,
+                ZONE_ID,
                 api_base=cf.api_base,
                 retry=FAST,
                 sleep=FakeTime().sleep,
@@ -165,7 +157,7 @@ def test_legacy_email_and_global_key_authenticate() -> None:
 )
 def test_api_base_must_be_https_unless_loopback(api_base: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        CloudflareClient(Credentials(api_token=TOKEN), ZONE, api_base=api_base)
+        CloudflareClient(Credentials(api_token=TOKEN), ZONE_ID, api_base=api_base)
     assert caught.value.option == "api_base"
     assert caught.value.exit_code == 2
     assert TOKEN not in str(caught.value)
@@ -186,7 +178,7 @@ def test_https_or_loopback_api_base_is_accepted(api_base: str) -> None:
     # address is safe to name here.
     transport = httpx.MockTransport(lambda request: httpx.Response(599))
     with CloudflareClient(
-        Credentials(api_token=TOKEN), ZONE, api_base=api_base, transport=transport
+        Credentials(api_token=TOKEN), ZONE_ID, api_base=api_base, transport=transport
     ) as client:
         assert client.api_base == api_base.rstrip("/")
 
@@ -199,7 +191,7 @@ def test_invalidate_method_posts_to_invalidate_cache(cf: LocalCloudflare, clock:
         ("invalidate_cache", "files"),
         ("invalidate_cache", "prefixes"),
     ]
-    assert {p["path"] for p in purge_posts(cf)} == {f"/client/v4/zones/{ZONE}/invalidate_cache"}
+    assert {p["path"] for p in purge_posts(cf)} == {f"/client/v4/zones/{ZONE_ID}/invalidate_cache"}
 
 
 def test_credentials_go_to_api_base_only_and_redirects_are_not_followed() -> None:
@@ -212,7 +204,7 @@ def test_credentials_go_to_api_base_only_and_redirects_are_not_followed() -> Non
     api_base = "https://api.cloudflare.com/client/v4"
     client = CloudflareClient(
         Credentials(api_token=TOKEN),
-        ZONE,
+        ZONE_ID,
         api_base=api_base,
         transport=httpx.MockTransport(handler),
         retry=FAST,
@@ -220,7 +212,7 @@ def test_credentials_go_to_api_base_only_and_redirects_are_not_followed() -> Non
     )
     with client, pytest.raises(CfPurgeError, match="HTTP 307"):
         client.purge({"files": urls(1)})
-    assert [str(r.url) for r in seen] == [f"{api_base}/zones/{ZONE}/purge_cache"]
+    assert [str(r.url) for r in seen] == [f"{api_base}/zones/{ZONE_ID}/purge_cache"]
     assert seen[0].headers["Authorization"] == f"Bearer {TOKEN}"
 
 
@@ -343,7 +335,7 @@ def test_retries_are_bounded(cf: LocalCloudflare, clock: FakeTime, fault: str) -
 def test_other_4xx_fail_at_once_with_advice(
     cf: LocalCloudflare, clock: FakeTime, case: str, status: int, code: int, advice: str
 ) -> None:
-    token, zone = TOKEN, ZONE
+    token, zone = TOKEN, ZONE_ID
     if case == "bad token":
         token = "tok-WRONG-0000"
     elif case == "unknown zone":
@@ -389,7 +381,7 @@ def test_secrets_never_reach_error_text_or_logs(caplog: pytest.LogCaptureFixture
 
     client = CloudflareClient(
         Credentials(api_email="me@example.com", api_key=key),
-        ZONE,
+        ZONE_ID,
         api_base="https://api.cloudflare.com/client/v4",
         transport=httpx.MockTransport(handler),
         retry=RetryPolicy(attempts=2, base_delay=0.01),
@@ -411,7 +403,7 @@ def test_secrets_never_reach_error_text_or_logs(caplog: pytest.LogCaptureFixture
 def test_a_200_without_a_successful_envelope_is_not_a_purge() -> None:
     client = CloudflareClient(
         Credentials(api_token=TOKEN),
-        ZONE,
+        ZONE_ID,
         api_base="https://api.cloudflare.com/client/v4",
         transport=httpx.MockTransport(lambda r: httpx.Response(200, text="<html>ok</html>")),
         retry=FAST,
@@ -444,15 +436,13 @@ def test_a_body_cloudflare_would_refuse_is_never_sent(cf: LocalCloudflare, clock
 # --- batches, progress and partial failure -------------------------------------------------------
 
 
-def test_over_cap_batch_is_split_and_the_smaller_size_kept() -> None:
+def test_over_cap_batch_is_split_and_the_smaller_size_kept(make_cf: MakeCf) -> None:
     everything = urls(90)
-    with LocalCloudflare(
-        zone_id=ZONE, api_token=TOKEN, rate_limit=False, max_files_per_request=10
-    ) as cf:
-        with make_client(cf, FakeTime(), max_files_per_request=30) as client:
-            sent = client.purge_all([{"files": everything}])
-            learned = client.max_files
-        posts = purge_posts(cf)
+    cf = make_cf(max_files_per_request=10)
+    with make_client(cf, FakeTime(), max_files_per_request=30) as client:
+        sent = client.purge_all([{"files": everything}])
+        learned = client.max_files
+    posts = purge_posts(cf)
 
     sizes = [(len(p["body"]["files"]), p["status"]) for p in posts]
     # 30 refused, then 15 refused: from there on no body is larger than 8.
@@ -465,24 +455,22 @@ def test_over_cap_batch_is_split_and_the_smaller_size_kept() -> None:
     assert all(len(record.items) <= 10 for record in cf.purges)
 
 
-def test_object_entries_are_split_too() -> None:
+def test_object_entries_are_split_too(make_cf: MakeCf) -> None:
     entries = [{"url": url, "headers": {"CF-Device-Type": "mobile"}} for url in urls(12)]
-    with LocalCloudflare(
-        zone_id=ZONE, api_token=TOKEN, rate_limit=False, max_files_per_request=5
-    ) as cf:
-        with make_client(cf, FakeTime()) as client:
-            client.purge_all([{"files": entries}])
-        purge_posts(cf)
+    cf = make_cf(max_files_per_request=5)
+    with make_client(cf, FakeTime()) as client:
+        client.purge_all([{"files": entries}])
+    purge_posts(cf)
     expected = {(e["url"], frozenset({("CF-Device-Type", "mobile")})) for e in entries}
     assert set(accepted_items(cf)) == expected and len(accepted_items(cf)) == 12
 
 
-def test_a_body_of_one_url_refused_as_too_large_is_not_split_forever() -> None:
-    with LocalCloudflare(zone_id=ZONE, api_token=TOKEN, rate_limit=False) as cf:
-        cf.fail_next(5, 400, code=1017)
-        with make_client(cf, FakeTime()) as client, pytest.raises(PurgeIncomplete):
-            client.purge_all([{"files": urls(1)}])
-        assert len(purge_posts(cf)) == 1
+def test_a_body_of_one_url_refused_as_too_large_is_not_split_forever(make_cf: MakeCf) -> None:
+    cf = make_cf()
+    cf.fail_next(5, 400, code=1017)
+    with make_client(cf, FakeTime()) as client, pytest.raises(PurgeIncomplete):
+        client.purge_all([{"files": urls(1)}])
+    assert len(purge_posts(cf)) == 1
 
 
 def test_a_progress_line_per_request(
@@ -500,7 +488,9 @@ def test_a_progress_line_per_request(
     ]
 
 
-def test_failure_part_way_lists_exactly_what_was_not_confirmed(clock: FakeTime) -> None:
+def test_failure_part_way_lists_exactly_what_was_not_confirmed(
+    clock: FakeTime, make_cf: MakeCf
+) -> None:
     bodies: list[dict[str, Any]] = [
         {"files": urls(3)},
         {"files": urls(3, 3)},
@@ -511,13 +501,11 @@ def test_failure_part_way_lists_exactly_what_was_not_confirmed(clock: FakeTime) 
         if len(cf.purges) == 1:  # the first accepted purge: everything after it fails
             cf.fail_next(100, 500)
 
-    with LocalCloudflare(
-        zone_id=ZONE, api_token=TOKEN, rate_limit=False, on_purge=break_after_first
-    ) as cf:
-        policy = RetryPolicy(attempts=2, base_delay=0.01)
-        with make_client(cf, clock, retry=policy) as client, pytest.raises(PurgeIncomplete) as ex:
-            client.purge_all(bodies)
-        purge_posts(cf)
+    cf = make_cf(on_purge=break_after_first)
+    policy = RetryPolicy(attempts=2, base_delay=0.01)
+    with make_client(cf, clock, retry=policy) as client, pytest.raises(PurgeIncomplete) as ex:
+        client.purge_all(bodies)
+    purge_posts(cf)
 
     assert ex.value.unsent == bodies[1:]
     assert (ex.value.exit_code, ex.value.status) == (1, 500)
@@ -536,7 +524,9 @@ def test_zone_check_passes_for_hosts_in_the_zone(
 ) -> None:
     with make_client(cf, clock) as client:
         client.check_zone(hosts)
-    assert [(r["method"], r["path"]) for r in cf.requests] == [("GET", f"/client/v4/zones/{ZONE}")]
+    assert [(r["method"], r["path"]) for r in cf.requests] == [
+        ("GET", f"/client/v4/zones/{ZONE_ID}")
+    ]
 
 
 @pytest.mark.parametrize(
@@ -553,19 +543,16 @@ def test_zone_check_refuses_hosts_the_zone_does_not_own(
     with make_client(cf, clock) as client, pytest.raises(CfPurgeError) as caught:
         client.check_zone(hosts)
     message = str(caught.value)
-    assert f"zone {ZONE} is 'example.com', which does not own host(s) {foreign}" in message
+    assert f"zone {ZONE_ID} is 'example.com', which does not own host(s) {foreign}" in message
     assert "nothing was purged" in message
     assert purge_posts(cf) == []
 
 
 def test_token_without_zone_read_gets_one_warning(
-    clock: FakeTime, caplog: pytest.LogCaptureFixture
+    clock: FakeTime, caplog: pytest.LogCaptureFixture, make_cf: MakeCf
 ) -> None:
-    with (
-        LocalCloudflare(zone_id=ZONE, api_token=TOKEN, rate_limit=False, zone_readable=False) as cf,
-        caplog.at_level(logging.WARNING, LOGGER),
-        make_client(cf, clock) as client,
-    ):
+    cf = make_cf(zone_readable=False)
+    with caplog.at_level(logging.WARNING, LOGGER), make_client(cf, clock) as client:
         client.check_zone(["docs.example.com"])
         client.purge({"files": urls(1)})
         assert len(cf.purges) == 1
@@ -575,27 +562,25 @@ def test_token_without_zone_read_gets_one_warning(
     assert "verify_zone: false" in warnings[0].getMessage()
 
 
-def test_zone_check_with_an_unknown_zone_fails_clearly(clock: FakeTime) -> None:
-    with LocalCloudflare(zone_id=ZONE, api_token=TOKEN, rate_limit=False) as cf:
-        with (
-            make_client(cf, clock, zone_id=OTHER_ZONE) as client,
-            pytest.raises(CfPurgeError, match="no such zone: check zone_id"),
-        ):
-            client.check_zone(["docs.example.com"])
-        assert purge_posts(cf) == []
+def test_zone_check_with_an_unknown_zone_fails_clearly(clock: FakeTime, make_cf: MakeCf) -> None:
+    cf = make_cf()
+    with (
+        make_client(cf, clock, zone_id=OTHER_ZONE) as client,
+        pytest.raises(CfPurgeError, match="no such zone: check zone_id"),
+    ):
+        client.check_zone(["docs.example.com"])
+    assert purge_posts(cf) == []
 
 
 # --- pacing --------------------------------------------------------------------------------------
 
 
-def test_flex_purges_are_paced_to_the_free_plan(clock: FakeTime) -> None:
+def test_flex_purges_are_paced_to_the_free_plan(clock: FakeTime, make_cf: MakeCf) -> None:
     bodies = [{"prefixes": [f"docs.example.com/s{i}/"]} for i in range(30)]
-    with LocalCloudflare(
-        zone_id=ZONE, api_token=TOKEN, plan="free", rate_limit=True, clock=clock.clock
-    ) as cf:
-        with make_client(cf, clock, plan="free") as client:
-            assert client.purge_all(bodies) == 30
-        statuses = [p["status"] for p in purge_posts(cf)]
+    cf = make_cf(plan="free", rate_limit=True, clock=clock.clock)
+    with make_client(cf, clock, plan="free") as client:
+        assert client.purge_all(bodies) == 30
+    statuses = [p["status"] for p in purge_posts(cf)]
 
     assert statuses == [200] * 30  # the client waited; the server never had to refuse
     # Burst 25, then 5 per minute: the last 5 requests each waited for one token (12 s).
@@ -603,14 +588,12 @@ def test_flex_purges_are_paced_to_the_free_plan(clock: FakeTime) -> None:
     assert len(cf.purges) == 30
 
 
-def test_url_purges_are_paced_to_the_free_plan(clock: FakeTime) -> None:
+def test_url_purges_are_paced_to_the_free_plan(clock: FakeTime, make_cf: MakeCf) -> None:
     bodies = [{"files": urls(30, 30 * i)} for i in range(30)]  # 900 URLs: burst is 800
-    with LocalCloudflare(
-        zone_id=ZONE, api_token=TOKEN, plan="free", rate_limit=True, clock=clock.clock
-    ) as cf:
-        with make_client(cf, clock, plan="free") as client:
-            client.purge_all(bodies)
-        statuses = [p["status"] for p in purge_posts(cf)]
+    cf = make_cf(plan="free", rate_limit=True, clock=clock.clock)
+    with make_client(cf, clock, plan="free") as client:
+        client.purge_all(bodies)
+    statuses = [p["status"] for p in purge_posts(cf)]
 
     assert statuses == [200] * 30
     # The client keeps 50 ms of URLs (40) below the burst of 800, so Cloudflare's bucket is
@@ -618,15 +601,15 @@ def test_url_purges_are_paced_to_the_free_plan(clock: FakeTime) -> None:
     assert sum(clock.sleeps) == pytest.approx(140 / 800, rel=0.05)
 
 
-def test_a_client_paced_for_a_bigger_plan_is_throttled_and_recovers(clock: FakeTime) -> None:
+def test_a_client_paced_for_a_bigger_plan_is_throttled_and_recovers(
+    clock: FakeTime, make_cf: MakeCf
+) -> None:
     """The control for the pacing tests: without the right plan the server does refuse."""
     bodies = [{"prefixes": [f"docs.example.com/s{i}/"]} for i in range(27)]
-    with LocalCloudflare(
-        zone_id=ZONE, api_token=TOKEN, plan="free", rate_limit=True, clock=clock.clock
-    ) as cf:
-        with make_client(cf, clock, plan="enterprise") as client:
-            client.purge_all(bodies)
-        posts = purge_posts(cf)
+    cf = make_cf(plan="free", rate_limit=True, clock=clock.clock)
+    with make_client(cf, clock, plan="enterprise") as client:
+        client.purge_all(bodies)
+    posts = purge_posts(cf)
 
     assert [p["status"] for p in posts] == [200] * 25 + [429, 200, 429, 200]
     assert clock.sleeps == [12.0, 12.0]  # the Retry-After the server sent
@@ -647,7 +630,7 @@ def test_a_proxy_from_the_environment_never_gets_a_loopback_api_call(
     # The default transport: a transport given by the caller already ignores proxy variables.
     client = CloudflareClient(
         Credentials(api_token=TOKEN),
-        ZONE,
+        ZONE_ID,
         api_base=cf.api_base,
         retry=RetryPolicy(attempts=2, base_delay=0.01),
         sleep=clock.sleep,

@@ -9,7 +9,7 @@ one healthy rerun: every changed URL has been purged at least once, the manifest
 equals a fresh scan of the site, and pending.json is gone.
 
 The purging process is the real CLI (`python -m mkdocs_cfpurge purge`) in a subprocess, except
-for timeouts: the CLI's client waits 30 s, so those drive `pipeline.deploy` in this process with
+for timeouts: the CLI's client waits 30 s, so those drive `pipeline.purge` in this process with
 a client that gives up after 0.5 s. Every request goes to LocalCloudflare on 127.0.0.1.
 """
 
@@ -34,19 +34,19 @@ import pytest
 from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
 from mkdocs_cfpurge.cli import main
-from mkdocs_cfpurge.cloudflare.client import CloudflareClient, PurgeIncomplete, RetryPolicy
-from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.cloudflare.client import CloudflareClient, RetryPolicy
+from mkdocs_cfpurge.errors import CfPurgeError, PurgeIncomplete
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
-from mkdocs_cfpurge.plan.plan import Body
+from mkdocs_cfpurge.plan.bodies import Body
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import ZONE_ID, write_files
+from tests.helpers import TOKEN, ZONE_ID, settings_for, subprocess_env, write_files
 
 validate_body = load_purge_body_validator()
+pytestmark = pytest.mark.slow  # a long purge, faulted again and again: about a minute
 
 SITE_URL = "https://docs.example.com/"  # in LocalCloudflare's zone, example.com
-TOKEN = "tok-FAULTS-5ca1ab1e-77"  # distinctive: searched for in every run's output
 CLI = (sys.executable, "-m", "mkdocs_cfpurge")
 MAX_FILES = 30
 
@@ -85,19 +85,8 @@ def page_urls(name: str, *, folder_changed: bool = False) -> set[str]:
     return urls | ({f"{SITE_URL}{name}"} if folder_changed else set())
 
 
-def settings_for(manifest: Path, api_base: str | None = None) -> Settings:
-    return Settings.create(
-        site_url=SITE_URL,
-        manifest_path=manifest,
-        strategy="files",
-        zone_id=ZONE_ID,
-        api_base=api_base,
-        env={"CLOUDFLARE_API_TOKEN": TOKEN},
-    )
-
-
 def scan(site_dir: Path) -> Manifest:
-    return pipeline.scan(site_dir, settings_for(Path("unused.json")))
+    return pipeline.scan(site_dir, settings_for(Path("unused")))
 
 
 def body_urls(bodies: Sequence[Body]) -> set[str]:
@@ -126,7 +115,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
         dirs[build] = root / build
         write_files(dirs[build], site_files(build))
     baseline = root / "baseline" / "manifest.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "CFPURGE_"))}
+    env = subprocess_env()
     done = subprocess.run(
         [*CLI, "manifest", str(dirs["v1"]), "--site-url", SITE_URL, "--out", str(baseline)],
         env=env,
@@ -137,7 +126,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     assert done.returncode == 0, done.stderr
     old = load_manifest(baseline, SITE_URL)
     new = scan(dirs["v2"])
-    plan = pipeline.make_plan(old, new, settings_for(baseline))
+    plan = pipeline.make_plan(old, new, settings_for(baseline.parent))
     expected = set().union(
         *(page_urls(f"p{i:03}") for i in MODIFIED),
         *(page_urls(f"p{i:03}", folder_changed=True) for i in DELETED),
@@ -284,19 +273,9 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
 
 
 def cli_env(api_base: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CLOUDFLARE_", "CFPURGE_")) and "proxy" not in k.lower()
-    }
-    env.update(
-        CLOUDFLARE_API_TOKEN=TOKEN,
-        CLOUDFLARE_ZONE_ID=ZONE_ID,
-        CLOUDFLARE_API_BASE=api_base,
-        NO_PROXY="127.0.0.1,localhost",
-        PYTHONIOENCODING="utf-8",
+    return subprocess_env(
+        CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID, CLOUDFLARE_API_BASE=api_base
     )
-    return env
 
 
 def purge_argv(site_dir: Path | None, manifest: Path) -> list[str]:
@@ -444,7 +423,7 @@ def quick_client(settings: Settings) -> CloudflareClient:
 
 
 def deploy_in_process(world: World, manifest: Path, cf: LocalCloudflare) -> Run:
-    settings = settings_for(manifest, cf.api_base)
+    settings = settings_for(manifest.parent, cf)
     try:
         pipeline.purge(settings, scan(world.v2), client_factory=quick_client)
     except CfPurgeError as exc:

@@ -1,16 +1,16 @@
 """Issue 4: purge after `mkdocs gh-deploy` has pushed, and only once the origin serves the build.
 
 Everything runs for real on this machine: `mkdocs gh-deploy` in a subprocess pushes to a bare
-repository; `PagesOrigin` publishes that repository's gh-pages branch some time after each push,
-like GitHub Pages; the local Cloudflare (API and edge cache) sits in front of it. The edge keeps
-what it cached forever, and a visitor keeps reading it during deploys: a purge sent before the
-origin serves the new build would re-cache the old pages, and the final fetches would show it.
+repository; localcf's `BranchOrigin` publishes that repository's gh-pages branch some time after
+each push, like GitHub Pages; the local Cloudflare (API and edge cache) sits in front of it. The
+edge keeps what it cached forever, and a visitor keeps reading it during deploys: a purge sent
+before the origin serves the new build would re-cache the old pages, and the final fetches would
+show it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -25,12 +25,21 @@ import pytest
 import yaml
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
-from tests.helpers import EPOCH, MANIFEST_FILE, PLAN_FILE, make_site, plan_urls, write_files
-from tests.pages_origin import PagesOrigin, StaticOrigin
+from mkdocs_cfpurge.localcf.origin import BranchOrigin, OriginServer, branch_head
+from tests.helpers import (
+    MANIFEST_FILE,
+    PLAN_FILE,
+    SITE,
+    TOKEN,
+    ZONE_ID,
+    MakeCf,
+    git,
+    make_pushed_site,
+    plan_urls,
+    subprocess_env,
+    write_files,
+)
 
-ZONE = "0123456789abcdef0123456789abcdef"
-TOKEN = "gh-deploy-test-token"
-SITE = "https://docs.example.com/"
 MARKER = "cfpurge-build.json"
 PENDING_FILE = MANIFEST_FILE.with_name("pending.json")
 CF_PURGE = [sys.executable, "-m", "mkdocs_cfpurge"]
@@ -44,40 +53,10 @@ GUIDE_V2 = "# Guide\n\nThe second version of the guide, with more words.\n"
 # What editing the guide's text changes in the build (SOURCE_DATE_EPOCH keeps the rest as is).
 GUIDE_CHANGES = {"guide/index.html", "search/search_index.json"}
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]  # real deploys: seconds each
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=30
-    )
-    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
-    return result.stdout.strip()
-
-
-def branch_head(bare: Path, branch: str = "gh-pages") -> str | None:
-    result = subprocess.run(
-        ["git", "--git-dir", str(bare), "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return result.stdout.strip() or None
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """The test's environment for subprocesses: reproducible builds, loopback never proxied."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }
-    env.update(SOURCE_DATE_EPOCH=EPOCH, NO_PROXY="127.0.0.1,localhost", PYTHONUNBUFFERED="1")
-    env.update(extra)
-    return env
 
 
 def site_tree(site_dir: Path) -> dict[str, bytes]:
@@ -120,6 +99,15 @@ def assert_edge_serves(cf: LocalCloudflare, tree: Mapping[str, bytes]) -> None:
             if response.status != 200 or response.body != body:
                 stale.append(f"{url} ({response.status}, {response.cache_status})")
     assert not stale, f"the edge serves stale content: {stale}"
+
+
+def assert_guide_edit_purged(cf: LocalCloudflare, v1: Mapping[str, bytes], site_dir: Path) -> None:
+    """The new build in `site_dir` differs from `v1` as editing the guide makes it differ; those
+    URLs, and only those, were purged; the edge serves the new build."""
+    v2 = site_tree(site_dir)
+    assert changed_files(v1, v2) == GUIDE_CHANGES
+    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
+    assert_edge_serves(cf, v2)
 
 
 def warm_edge(cf: LocalCloudflare, urls: list[str]) -> None:
@@ -182,7 +170,7 @@ class Project:
         result = subprocess.run(
             [sys.executable, "-m", "mkdocs", "gh-deploy", "--force"],
             cwd=self.root,
-            env=base_env(CLOUDFLARE_API_TOKEN=TOKEN, **env),
+            env=subprocess_env(CLOUDFLARE_API_TOKEN=TOKEN, **env),
             capture_output=True,
             text=True,
             check=False,
@@ -211,7 +199,7 @@ class Project:
 def plugin_options(cf: LocalCloudflare, origin_url: str, **more: Any) -> dict[str, Any]:
     return {
         "api_base": cf.api_base,
-        "zone_id": ZONE,
+        "zone_id": ZONE_ID,
         "origin_url": origin_url,
         "origin_interval": 0.1,
         "origin_timeout": 5,
@@ -220,13 +208,7 @@ def plugin_options(cf: LocalCloudflare, origin_url: str, **more: Any) -> dict[st
 
 
 def make_project(root: Path, bare: Path, options: Mapping[str, Any]) -> Project:
-    make_site(root, site_url=SITE, options=options, pages=PAGES)
-    write_files(root, {".gitignore": "site/\n.cache/\n"})
-    git(root, "init", "-q", "-b", "main")
-    git(root, "remote", "add", "origin", str(bare))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "docs")
-    git(root, "push", "-q", "origin", "main")
+    make_pushed_site(root, bare, site_url=SITE, options=options, pages=PAGES)
     return Project(root, bare)
 
 
@@ -239,28 +221,18 @@ def clone(bare: Path, root: Path, *, single_branch: bool = False) -> Project:
 
 
 @pytest.fixture
-def bare(tmp_path: Path) -> Path:
-    path = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(path))
-    return path
-
-
-@pytest.fixture
-def pages(bare: Path, tmp_path: Path) -> Iterator[PagesOrigin]:
-    with PagesOrigin(bare, tmp_path / "published") as origin:
+def pages(bare: Path, tmp_path: Path) -> Iterator[BranchOrigin]:
+    with BranchOrigin(bare, tmp_path / "published") as origin:
         yield origin
 
 
 @pytest.fixture
-def cf(pages: PagesOrigin) -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(
-        zone_id=ZONE, zone_name="example.com", api_token=TOKEN, origin=pages.url, rate_limit=False
-    ) as server:
-        yield server
+def cf_options(pages: BranchOrigin) -> dict[str, Any]:
+    return {"origin": pages.url}  # the edge in front of the pages origin
 
 
 @pytest.fixture
-def project(tmp_path: Path, bare: Path, pages: PagesOrigin, cf: LocalCloudflare) -> Project:
+def project(tmp_path: Path, bare: Path, pages: BranchOrigin, cf: LocalCloudflare) -> Project:
     return make_project(tmp_path / "docs-repo", bare, plugin_options(cf, pages.url))
 
 
@@ -272,7 +244,7 @@ def deployed_ok(result: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_purge_waits_until_the_origin_serves_the_pushed_build(
-    project: Project, pages: PagesOrigin, cf: LocalCloudflare
+    project: Project, pages: BranchOrigin, cf: LocalCloudflare
 ) -> None:
     first = project.deploy()
     deployed_ok(first)
@@ -304,10 +276,7 @@ def test_purge_waits_until_the_origin_serves_the_pushed_build(
     assert "waiting for the origin to serve this build" in second.stdout
     assert "the origin serves this build" in second.stdout
 
-    v2 = site_tree(project.site_dir)
-    assert changed_files(v1, v2) == GUIDE_CHANGES
-    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
-    assert_edge_serves(cf, v2)
+    assert_guide_edit_purged(cf, v1, project.site_dir)
     assert not project.pending.exists()
     assert (
         json.loads(project.manifest.read_bytes())["files"]
@@ -371,16 +340,13 @@ def test_a_fresh_clone_purges_what_changed_since_the_deployed_branch(
     deployed_ok(second)
 
     assert "baseline: the manifest published in origin/gh-pages" in second.stdout
-    v2 = site_tree(runner.site_dir)
-    assert changed_files(v1, v2) == GUIDE_CHANGES
-    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
-    assert_edge_serves(cf, v2)
+    assert_guide_edit_purged(cf, v1, runner.site_dir)
     assert runner.manifest.is_file()
     assert not runner.pending.exists()
 
 
 def test_a_branch_deployed_without_the_plugin_is_compared_by_git_blob_ids(
-    tmp_path: Path, bare: Path, pages: PagesOrigin, cf: LocalCloudflare
+    tmp_path: Path, bare: Path, pages: BranchOrigin, cf: LocalCloudflare
 ) -> None:
     # `exclude`d output is no part of the manifest: present on the branch, it is not "deleted".
     options = plugin_options(cf, pages.url, exclude=["sitemap.xml.gz"])
@@ -400,24 +366,21 @@ def test_a_branch_deployed_without_the_plugin_is_compared_by_git_blob_ids(
     deployed_ok(result)
 
     assert "baseline: the files of origin/gh-pages (git blob ids)" in result.stdout
-    v2 = site_tree(runner.site_dir)
-    assert changed_files(v1, v2) == GUIDE_CHANGES
-    assert purged_urls(cf) == {url for path in GUIDE_CHANGES for url in urls_of(path)}
-    assert_edge_serves(cf, v2)
+    assert_guide_edit_purged(cf, v1, runner.site_dir)
 
 
 # --- 4. the origin never publishes: the purge stays owed ----------------------------------
 
 
 def test_origin_timeout_keeps_the_purge_pending_until_the_cli_sends_it(
-    project: Project, pages: PagesOrigin, cf: LocalCloudflare
+    project: Project, pages: BranchOrigin, cf: LocalCloudflare
 ) -> None:
     deployed_ok(project.deploy())
     v1 = site_tree(project.site_dir)
     warm_edge(cf, [url for path in v1 for url in urls_of(path)])
     manifest_v1 = project.manifest.read_bytes()
 
-    pages.publish = False
+    pages.paused = True
     project.configure(origin_timeout=2)
     project.edit("guide/index.md", GUIDE_V2)
     started = time.monotonic()
@@ -438,15 +401,15 @@ def test_origin_timeout_keeps_the_purge_pending_until_the_cli_sends_it(
     v2 = site_tree(project.site_dir)
     assert changed_files(v1, v2) == GUIDE_CHANGES
 
-    pages.publish = True
+    pages.paused = False
     commit = branch_head(project.bare)
     assert commit is not None
     published = pages.wait_published(commit)
     purge = subprocess.run(
         [*CF_PURGE, "purge", "--manifest", str(project.manifest), "--site-url", SITE],
         cwd=project.root,
-        env=base_env(
-            CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_API_BASE=cf.api_base, CLOUDFLARE_ZONE_ID=ZONE
+        env=subprocess_env(
+            CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_API_BASE=cf.api_base, CLOUDFLARE_ZONE_ID=ZONE_ID
         ),
         capture_output=True,
         text=True,
@@ -494,12 +457,14 @@ def copy_later(source: Path, dest: Path, delay: float, done: list[float]) -> thr
     return thread
 
 
-def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(tmp_path: Path) -> None:
+def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(
+    tmp_path: Path, make_cf: MakeCf
+) -> None:
     v1_dir, v2_dir, served = tmp_path / "v1", tmp_path / "v2", tmp_path / "served"
     write_files(v1_dir, SITE_V1)
     write_files(v2_dir, SITE_V2)
     manifest = tmp_path / "state" / "manifest.json"
-    env = base_env(CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE)
+    env = subprocess_env(CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -514,10 +479,8 @@ def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(tmp_path: Path
     assert (v1_dir / MARKER).read_bytes() != (v2_dir / MARKER).read_bytes()
     shutil.copytree(v1_dir, served)  # what the origin serves now: v1, with its own marker
 
-    with (
-        StaticOrigin(served) as origin,
-        LocalCloudflare(zone_id=ZONE, api_token=TOKEN, origin=origin.url, rate_limit=False) as cf,
-    ):
+    with OriginServer(served) as origin:
+        cf = make_cf(origin=origin.url)
         env["CLOUDFLARE_API_BASE"] = cf.api_base
         urls = [url for path in SITE_V2 for url in urls_of(path)]  # the new page: a cached 404
         for url in urls:
@@ -577,7 +540,7 @@ def test_dry_run_gh_deploy_pushes_but_sends_nothing(project: Project, cf: LocalC
 
 
 def test_fresh_runners_resend_the_last_deploys_purge_once(
-    project: Project, pages: PagesOrigin, cf: LocalCloudflare, tmp_path: Path
+    project: Project, pages: BranchOrigin, cf: LocalCloudflare, tmp_path: Path
 ) -> None:
     """A runner whose purge failed takes its pending state with it. The next fresh runner, whose
     baseline is the deployed marker, cannot know whether that purge happened: it sends it again
@@ -587,13 +550,13 @@ def test_fresh_runners_resend_the_last_deploys_purge_once(
     failing = clone(project.bare, tmp_path / "runner-1")
     failing.configure(origin_timeout=1)
     failing.edit("guide/index.md", GUIDE_V2)
-    pages.publish = False
+    pages.paused = True
     assert failing.deploy().returncode != 0
     assert cf.purges == []
     failing.configure(origin_timeout=5)
     git(failing.root, "push", "-q", "origin", "main")
     shutil.rmtree(failing.root)  # the runner ends: its pending.json is gone
-    pages.publish = True
+    pages.paused = False
 
     def deploy_from_fresh_runner(name: str, page: str, text: str) -> set[str]:
         runner = clone(project.bare, tmp_path / name)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from mkdocs_cfpurge.build import atomic
 from mkdocs_cfpurge.build.manifest import (
     ALGORITHM,
     CHUNK,
@@ -220,7 +219,7 @@ def test_failed_save_leaves_old_file_and_no_temp(
     def fail(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "replace", fail)
+    monkeypatch.setattr(os, "replace", fail)  # the os.replace atomic.py calls
     with pytest.raises(OSError, match="No space"):
         Manifest(site_url=SITE_URL, files={}).save(path)
     assert path.read_bytes() == before

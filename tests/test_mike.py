@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -26,15 +25,21 @@ from mkdocs_cfpurge.build.noise import make_normalizer
 from mkdocs_cfpurge.deploy.mike import mike_build_version
 from mkdocs_cfpurge.deploy.tree import tree_manifest
 from mkdocs_cfpurge.localcf import LocalCloudflare
+from mkdocs_cfpurge.localcf.origin import BranchOrigin, export_tree
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import EPOCH, make_site, write_files
-from tests.pages_origin import PagesOrigin, export_tree
+from tests.helpers import (
+    BIN,
+    TOKEN,
+    ZONE_ID,
+    MakeCf,
+    git,
+    make_pushed_site,
+    subprocess_env,
+    write_files,
+)
 
-ZONE = "0123456789abcdef0123456789abcdef"
-TOKEN = "mike-test-token"
 SITE = "https://docs.example.com/proj/"
 ROOT_SITE = "https://docs.example.com/"
-BIN = Path(sys.executable).parent
 MIKE = [str(BIN / "mike")]
 CF_PURGE = [sys.executable, "-m", "mkdocs_cfpurge"]
 BRANCH_MANIFEST = Path(".cache/plugin/cfpurge/branch/manifest.json")
@@ -48,36 +53,10 @@ PAGES = {
 GUIDE_V2 = "# Guide\n\nThe second version of the guide, with more words.\n"
 
 validate_body = load_purge_body_validator()
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]  # real mike deploys: seconds each
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def git(cwd: Path, *args: str) -> str:
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=30
-    )
-    assert result.returncode == 0, f"git {' '.join(args)}: {result.stderr}"
-    return result.stdout.strip()
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    """Subprocess environment: the venv's scripts first (mike runs `mkdocs` by name),
-    reproducible builds, no proxy for loopback."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
-    }
-    env.update(
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        SOURCE_DATE_EPOCH=EPOCH,
-        NO_PROXY="127.0.0.1,localhost",
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return env
 
 
 @dataclass
@@ -89,32 +68,20 @@ class Repo:
     env: dict[str, str]
     site: str = SITE
 
-    def mike(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def run(self, command: list[str], expect: int = 0) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [*MIKE, *args],
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=90,
+            command, cwd=self.root, env=self.env, capture_output=True, text=True, timeout=90
         )
-        assert result.returncode == 0, f"mike {' '.join(args)}:\n{result.stdout}{result.stderr}"
+        assert result.returncode == expect, (
+            f"{' '.join(command)}: exit {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
         return result
 
+    def mike(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run([*MIKE, *args])
+
     def purge(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        command = [*CF_PURGE, "purge-branch", "--site-url", self.site, *args]
-        result = subprocess.run(
-            command,
-            cwd=self.root,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=90,
-        )
-        assert result.returncode == expect, f"exit {result.returncode}:\n{result.stderr}"
-        return result
+        return self.run([*CF_PURGE, "purge-branch", "--site-url", self.site, *args], expect)
 
     def edit(self, page: str, text: str) -> None:
         write_files(self.root / "docs", {page: text})
@@ -128,46 +95,21 @@ class Repo:
         return self.root / BRANCH_MANIFEST
 
 
-def make_bare(tmp_path: Path) -> Path:
-    bare = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    return bare
-
-
 def make_repo(
-    tmp_path: Path,
-    cf: LocalCloudflare,
-    site: str = SITE,
-    bare: Path | None = None,
-    **options: Any,
+    tmp_path: Path, cf: LocalCloudflare, bare: Path, site: str = SITE, **options: Any
 ) -> Repo:
-    bare = bare or make_bare(tmp_path)
     root = tmp_path / "docs-repo"
-    make_site(root, site_url=site, pages=PAGES, options=options or None)
-    write_files(root, {".gitignore": "site/\n.cache/\n"})
-    git(root, "init", "-q", "-b", "main")
-    git(root, "remote", "add", "origin", str(bare))
-    git(root, "add", "-A")
-    git(root, "commit", "-qm", "docs")
-    git(root, "push", "-q", "origin", "main")
+    make_pushed_site(root, bare, site_url=site, pages=PAGES, options=options or None)
     # The job's environment holds the credentials, as in CI: mike's build sees them too.
-    env = base_env(
-        CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE, CLOUDFLARE_API_BASE=cf.api_base
+    env = subprocess_env(
+        CLOUDFLARE_API_TOKEN=TOKEN, CLOUDFLARE_ZONE_ID=ZONE_ID, CLOUDFLARE_API_BASE=cf.api_base
     )
     return Repo(root, bare, env, site)
 
 
 @pytest.fixture
-def cf() -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(
-        zone_id=ZONE, zone_name="example.com", api_token=TOKEN, rate_limit=False
-    ) as server:
-        yield server
-
-
-@pytest.fixture
-def repo(tmp_path: Path, cf: LocalCloudflare) -> Repo:
-    return make_repo(tmp_path, cf)
+def repo(tmp_path: Path, cf: LocalCloudflare, bare: Path) -> Repo:
+    return make_repo(tmp_path, cf, bare)
 
 
 def served_files(bare: Path, commit: str, dest: Path) -> dict[str, bytes]:
@@ -182,14 +124,9 @@ def served_files(bare: Path, commit: str, dest: Path) -> dict[str, bytes]:
     return files
 
 
-def folders(paths: Iterator[str] | set[str]) -> set[str]:
-    out: set[str] = set()
-    for path in paths:
-        folder = posixpath.dirname(path)
-        while folder:
-            out.add(folder)
-            folder = posixpath.dirname(folder)
-    return out
+def folders(paths: Iterable[str]) -> set[str]:
+    """Every folder that holds one of `paths`, at any depth."""
+    return {str(folder) for path in paths for folder in PurePosixPath(path).parents} - {"."}
 
 
 def urls_of(path: str, site: str = SITE) -> set[str]:
@@ -295,9 +232,9 @@ def test_mike_builds_with_mkdocs_build_in_a_subprocess_marked_by_the_version_var
 
 @pytest.mark.parametrize("alias_type", ["symlink", "copy", "redirect"])
 def test_new_version_taking_over_an_alias_purges_version_alias_and_versions_json(
-    tmp_path: Path, cf: LocalCloudflare, alias_type: str
+    tmp_path: Path, cf: LocalCloudflare, bare: Path, alias_type: str
 ) -> None:
-    repo = make_repo(tmp_path, cf)
+    repo = make_repo(tmp_path, cf, bare)
     repo.mike("deploy", "--push", "--alias-type", alias_type, "1.0", "latest")
     first = repo.purge()
     assert "records the baseline" in first.stderr
@@ -384,20 +321,11 @@ def test_since_gives_a_fresh_runner_its_baseline_and_dry_run_sends_nothing(
 
 
 def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
-    tmp_path: Path,
+    tmp_path: Path, bare: Path, make_cf: MakeCf
 ) -> None:
-    bare = make_bare(tmp_path)
-    with (
-        PagesOrigin(bare, tmp_path / "published") as pages,
-        LocalCloudflare(
-            zone_id=ZONE,
-            zone_name="example.com",
-            api_token=TOKEN,
-            origin=pages.url,
-            rate_limit=False,
-        ) as cf,
-    ):
-        repo = make_repo(tmp_path, cf, site=ROOT_SITE, bare=bare)
+    with BranchOrigin(bare, tmp_path / "published") as pages:
+        cf = make_cf(origin=pages.url)
+        repo = make_repo(tmp_path, cf, bare, site=ROOT_SITE)
         wait = ["--wait-for-origin", "--origin-url", pages.url, "--origin-interval", "0.1"]
         repo.mike("deploy", "--push", "1.0", "latest")
         pages.wait_published(repo.head())
@@ -408,7 +336,7 @@ def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
         assert b"first version" in cf.edge_fetch(ROOT_SITE + "latest/guide/").body
 
         # The origin publishes nothing yet: the purge waits, gives up, keeps what it owes.
-        pages.publish = False
+        pages.paused = True
         repo.edit("guide/index.md", GUIDE_V2)
         repo.mike("deploy", "--push", "--update-aliases", "1.1", "latest")
         head = repo.head()
@@ -420,7 +348,7 @@ def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
         assert (repo.manifest.parent / "pending.json").is_file()
 
         pages.delay = 0.5
-        pages.publish = True
+        pages.paused = False
         repo.purge(*wait, "--origin-timeout", "20")
         published = pages.published_at(head)
         assert cf.purges and all(record.time >= published for record in cf.purges)
@@ -438,10 +366,12 @@ def test_purge_waits_for_the_origin_and_the_edge_serves_the_new_alias(
 # --- the cfpurge plugin inside mike's build --------------------------------------------------
 
 
-def test_the_plugin_is_inert_inside_mikes_build(tmp_path: Path, cf: LocalCloudflare) -> None:
+def test_the_plugin_is_inert_inside_mikes_build(
+    tmp_path: Path, cf: LocalCloudflare, bare: Path
+) -> None:
     """Even with `purge_on: [build]` and a manifest left by a plain deploy, mike's builds
     purge nothing, write no state and no marker, and never fail on the versioned site_url."""
-    repo = make_repo(tmp_path, cf, purge_on=["build"])
+    repo = make_repo(tmp_path, cf, bare, purge_on=["build"])
     plugin_manifest = repo.root / PLUGIN_MANIFEST
     earlier = {"version": 1, "algorithm": "sha256", "site_url": SITE, "files": {}}
     write_files(repo.root, {str(PLUGIN_MANIFEST): json.dumps(earlier)})

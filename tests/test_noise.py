@@ -97,7 +97,7 @@ def test_real_mkdocs_builds_on_two_days_purge_only_the_edited_page(
     settings = settings_from_config(
         built.plugins["cfpurge"].config,
         built,
-        env,  # type: ignore[attr-defined]
+        env,
     )
     pipeline.scan(Path(built.site_dir), settings).save(settings.manifest_path)
 

@@ -142,8 +142,7 @@ def test_the_option_tables_are_the_declaration(document: str) -> None:
     start = text.index("<!-- options: generated")
     block = text[text.index("\n", start) + 1 : text.index("<!-- options: end -->")]
     assert block.rstrip("\n") == options_table(), (
-        f"{document}'s option table is out of date: run "
-        "`python -m tests.test_options`"
+        f"{document}'s option table is out of date: run `python -m tests.test_options`"
     )
     listed = re.findall(r"^\| `([a-z_]+)` \|", block, re.M)
     assert listed == list(OPTION_NAMES)

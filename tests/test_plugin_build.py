@@ -19,6 +19,7 @@ from tests.helpers import (
     MANIFEST_FILE,
     PLAN_FILE,
     ZONE_ID,
+    NetworkTrap,
     forbid_network,
     load,
     make_site,
@@ -31,6 +32,7 @@ from tests.helpers import (
 
 validate_body = load_purge_body_validator()
 TOKEN = "test-token-not-a-secret"
+PURGING = {"zone_id": ZONE_ID, "purge_on": ["build"]}  # a site whose every build purges
 
 
 def record_baseline(config_file: Path, env: dict[str, str]) -> bytes:
@@ -54,8 +56,20 @@ def build_fails(
     return "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
+def assert_inert(root: Path, trap: NetworkTrap) -> None:
+    """The plugin of the project in `root` wrote no state and sent nothing."""
+    assert not (root / ".cache").exists()
+    assert trap.calls == []
+
+
 def edit(config_file: Path, page: str, text: str) -> None:
     (config_file.parent / "docs" / page).write_text(text, encoding="utf-8")
+
+
+@pytest.fixture
+def trap(monkeypatch: pytest.MonkeyPatch) -> NetworkTrap:
+    """Every request any client tries is recorded and refused (see helpers.forbid_network)."""
+    return forbid_network(monkeypatch)
 
 
 @pytest.fixture(autouse=True)
@@ -85,16 +99,15 @@ def reproducible(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_edit_one_page_plans_exactly_its_urls_and_sends_nothing(
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    trap: NetworkTrap,
     dry_run_by: str,
     site_url: str,
     use_directory_urls: bool,
     page_urls: list[str],
 ) -> None:
-    trap = forbid_network(monkeypatch)
     # Everything a real purge needs is there (purge_on: build, zone, token): only the dry run
     # stands between this build and Cloudflare.
-    options: dict[str, Any] = {"zone_id": ZONE_ID, "purge_on": ["build"]}
+    options: dict[str, Any] = dict(PURGING)
     env = {"CLOUDFLARE_API_TOKEN": TOKEN}
     if dry_run_by == "env":
         env["CFPURGE_DRY_RUN"] = "1"
@@ -138,13 +151,9 @@ def test_edit_one_page_plans_exactly_its_urls_and_sends_nothing(
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_the_network_trap_catches_a_real_purge(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_network_trap_catches_a_real_purge(tmp_path: Path, trap: NetworkTrap) -> None:
     """Control for the dry-run test: the same build without the dry run does reach the network."""
-    trap = forbid_network(monkeypatch)
-    options = {"zone_id": ZONE_ID, "purge_on": ["build"]}
-    config_file = make_site(tmp_path, options=options)
+    config_file = make_site(tmp_path, options=PURGING)
     env = {"CLOUDFLARE_API_TOKEN": TOKEN}
     record_baseline(config_file, {**env, "CFPURGE_DRY_RUN": "1"})
     edit(config_file, "about.md", "# About\n\nChanged.\n")
@@ -178,8 +187,7 @@ def test_build_time_noise_is_exactly_homepage_and_sitemap(
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_unchanged_rebuild_plans_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trap = forbid_network(monkeypatch)
+def test_unchanged_rebuild_plans_nothing(tmp_path: Path, trap: NetworkTrap) -> None:
     env = {"CFPURGE_DRY_RUN": "1"}
     config_file = make_site(tmp_path, options={"zone_id": ZONE_ID})
     record_baseline(config_file, env)
@@ -190,24 +198,19 @@ def test_unchanged_rebuild_plans_nothing(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_serve_leaves_everything_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trap = forbid_network(monkeypatch)
-    config_file = make_site(tmp_path, options={"zone_id": ZONE_ID, "purge_on": ["build"]})
+def test_serve_leaves_everything_alone(tmp_path: Path, trap: NetworkTrap) -> None:
+    config_file = make_site(tmp_path, options=PURGING)
     env = {"CLOUDFLARE_API_TOKEN": TOKEN}
     config = run_build(config_file, env, command="serve")
     assert (Path(config.site_dir) / "index.html").is_file()  # the build itself ran
     assert plugin_of(config).settings is None
-    assert not (tmp_path / ".cache").exists()
-    assert trap.calls == []
+    assert_inert(tmp_path, trap)
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_serve_clean_is_recognised_by_its_temp_site_dir(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_clean_is_recognised_by_its_temp_site_dir(tmp_path: Path, trap: NetworkTrap) -> None:
     # `mkdocs serve --clean` reports command 'build' but builds into a fresh mkdocs_* temp dir.
-    trap = forbid_network(monkeypatch)
-    config_file = make_site(tmp_path, options={"zone_id": ZONE_ID, "purge_on": ["build"]})
+    config_file = make_site(tmp_path, options=PURGING)
     site_dir = tempfile.mkdtemp(prefix="mkdocs_")
     try:
         config = run_build(config_file, {"CLOUDFLARE_API_TOKEN": TOKEN}, site_dir=site_dir)
@@ -215,26 +218,19 @@ def test_serve_clean_is_recognised_by_its_temp_site_dir(
     finally:
         shutil.rmtree(site_dir)
     assert plugin_of(config).settings is None
-    assert not (tmp_path / ".cache").exists()
-    assert trap.calls == []
+    assert_inert(tmp_path, trap)
 
 
-def test_disabled_plugin_is_inert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    trap = forbid_network(monkeypatch)
+def test_disabled_plugin_is_inert(tmp_path: Path, trap: NetworkTrap) -> None:
     config_file = make_site(tmp_path, options={"enabled": False, "purge_on": ["build"]})
     run_build(config_file, {})
-    assert not (tmp_path / ".cache").exists()
-    assert trap.calls == []
+    assert_inert(tmp_path, trap)
 
 
 @pytest.mark.usefixtures("reproducible")
-def test_strict_failure_after_post_build_purges_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_strict_failure_after_post_build_purges_nothing(tmp_path: Path, trap: NetworkTrap) -> None:
     """on_post_build runs, then --strict aborts the build: no purge may follow."""
-    trap = forbid_network(monkeypatch)
-    options = {"zone_id": ZONE_ID, "purge_on": ["build"]}
-    config_file = make_site(tmp_path, options=options)
+    config_file = make_site(tmp_path, options=PURGING)
     env = {"CLOUDFLARE_API_TOKEN": TOKEN}
     baseline = record_baseline(config_file, {**env, "CFPURGE_DRY_RUN": "1"})
     edit(config_file, "about.md", "# About\n\nSee [the missing page](missing.md).\n")
@@ -321,10 +317,9 @@ def test_credentials_required_only_for_a_real_purge(
 
 @pytest.mark.usefixtures("reproducible")
 def test_corrupt_manifest_fails_the_build_and_is_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, trap: NetworkTrap, caplog: pytest.LogCaptureFixture
 ) -> None:
-    trap = forbid_network(monkeypatch)
-    config_file = make_site(tmp_path, options={"zone_id": ZONE_ID, "purge_on": ["build"]})
+    config_file = make_site(tmp_path, options=PURGING)
     manifest = tmp_path / MANIFEST_FILE
     manifest.parent.mkdir(parents=True)
     corrupt = b'{"version": 1, "algorithm": "sha256", "files": {"index.html": "ab'

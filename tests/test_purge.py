@@ -10,15 +10,15 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import pytest
@@ -29,21 +29,30 @@ from mkdocs.exceptions import Abort, PluginError
 
 from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge import state as state_module
-from mkdocs_cfpurge.cli import main
 from mkdocs_cfpurge.cloudflare.client import CloudflareClient, RetryPolicy
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
-from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.changes import Status
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 from tests.cfschema import load_purge_body_validator
-from tests.helpers import EPOCH, MANIFEST_FILE, ZONE_ID, make_site, run_build, write_files
+from tests.helpers import (
+    EPOCH,
+    MANIFEST_FILE,
+    TOKEN,
+    ZONE_ID,
+    MakeCf,
+    make_site,
+    run_build,
+    run_main,
+    settings_for,
+    subprocess_env,
+    write_files,
+)
 
 validate_body = load_purge_body_validator()
 
 SITE_URL = "https://example.com/"
-TOKEN = "tok-E2E-c0ffee-5eb4c7a1"  # distinctive: searched for in every output and file
 BAD_TOKEN = "tok-BAD-0d15ea5e-99"
 LOGGER = "mkdocs.plugins.cfpurge"
 
@@ -74,12 +83,10 @@ def _guards(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> Iterator[None]:
-    # Two builds of the same sources are byte-identical; the CLI's log handler is put back.
+    # Two builds of the same sources are byte-identical.
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
-    saved = (list(log.handlers), log.level, log.propagate)
     caplog.set_level(logging.INFO, LOGGER)
     yield
-    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
     out, err = capsys.readouterr()
     # caplog.text would be the teardown phase's (empty) log: read the test's own records.
     logged = "\n".join(
@@ -90,13 +97,6 @@ def _guards(
         for path in tmp_path.rglob("*"):
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
-
-
-@pytest.fixture
-def cf() -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False) as server:
-        yield server
-        check_bodies(server)
 
 
 def check_bodies(server: LocalCloudflare) -> list[dict[str, Any]]:
@@ -123,25 +123,11 @@ def build_site(root: Path, pages: Mapping[str, str]) -> Path:
     write_files(docs, pages)
     config_file = root / "mkdocs.yml"
     if not config_file.exists():
-        config = {"site_name": "Test", "site_url": SITE_URL, "plugins": ["search"]}
-        config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
+        raw = {"site_name": "Test", "site_url": SITE_URL, "plugins": ["search"]}
+        config_file.write_text(yaml.safe_dump(raw), encoding="utf-8")
     config = load_config(config_file=str(config_file))
     build(config)
     return Path(config.site_dir)
-
-
-def make_settings(
-    server: LocalCloudflare, root: Path, *, token: str = TOKEN, **options: Any
-) -> Settings:
-    options.setdefault("strategy", "files")
-    options.setdefault("site_url", SITE_URL)
-    return Settings.create(
-        manifest_path=root / "state" / "manifest.json",
-        zone_id=server.zone_id,
-        api_base=server.api_base,
-        env={"CLOUDFLARE_API_TOKEN": token},
-        **options,
-    )
 
 
 def fast_clients(
@@ -164,6 +150,23 @@ def baseline(root: Path, settings: Settings, pages: Mapping[str, str] = PAGES_V1
     return settings.manifest_path.read_bytes()
 
 
+class Deployed(NamedTuple):
+    manifest: Path  # the last deploy's manifest (in tmp_path/state)
+    settings: Settings  # no credentials: for scans and previews
+    before: bytes  # that manifest's bytes, to prove it unchanged
+    site_dir: Path  # the next build, not deployed yet
+
+
+def deployed_then_built(tmp_path: Path, **options: Any) -> Deployed:
+    """PAGES_V1 built and recorded as the last deploy, then PAGES_V2 built."""
+    manifest = tmp_path / "state" / "manifest.json"
+    settings = Settings.create(
+        **{"site_url": SITE_URL, "manifest_path": manifest, "env": {}, **options}
+    )
+    before = baseline(tmp_path, settings)
+    return Deployed(manifest, settings, before, build_site(tmp_path, PAGES_V2))
+
+
 def change_urls(plan: PurgePlan) -> set[str]:
     return {url for change in plan.changes for url in change.urls}
 
@@ -171,23 +174,21 @@ def change_urls(plan: PurgePlan) -> set[str]:
 # --- the pipeline --------------------------------------------------------------------------------
 
 
-def test_a_real_two_build_change_is_purged_then_committed(tmp_path: Path) -> None:
+def test_a_real_two_build_change_is_purged_then_committed(tmp_path: Path, make_cf: MakeCf) -> None:
     seen_pending: list[dict[str, Any]] = []
 
     def look_at_pending(record: PurgeRecord) -> None:
         # Before any answer reaches the client, what is owed is already on disk.
         seen_pending.append(json.loads((tmp_path / "state" / "pending.json").read_bytes()))
 
-    with LocalCloudflare(
-        zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False, on_purge=look_at_pending
-    ) as cf:
-        settings = make_settings(cf, tmp_path, max_files_per_request=4)
-        baseline(tmp_path, settings)
-        site_dir = build_site(tmp_path, PAGES_V2)
-        new = pipeline.scan(site_dir, settings)
+    cf = make_cf(on_purge=look_at_pending)
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL, max_files_per_request=4)
+    baseline(tmp_path, settings)
+    site_dir = build_site(tmp_path, PAGES_V2)
+    new = pipeline.scan(site_dir, settings)
 
-        result = pipeline.purge(settings, new, client_factory=fast_clients([]))
-        posts = check_bodies(cf)
+    result = pipeline.purge(settings, new, client_factory=fast_clients([]))
+    posts = check_bodies(cf)
 
     plan = result.plan
     assert sorted((c.path, c.status) for c in plan.changes) == [
@@ -225,7 +226,7 @@ def test_a_real_two_build_change_is_purged_then_committed(tmp_path: Path) -> Non
 
 
 def test_nothing_changed_sends_nothing(cf: LocalCloudflare, tmp_path: Path) -> None:
-    settings = make_settings(cf, tmp_path)
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL)
     before = baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V1), settings)
     result = pipeline.purge(settings, new, client_factory=fast_clients([]))
@@ -236,62 +237,62 @@ def test_nothing_changed_sends_nothing(cf: LocalCloudflare, tmp_path: Path) -> N
 
 @pytest.mark.parametrize(("method", "fresh_status"), [("purge", "MISS"), ("invalidate", "EXPIRED")])
 def test_through_the_edge_changed_pages_are_fresh_and_the_rest_stays_cached(
-    tmp_path: Path, method: str, fresh_status: str
+    tmp_path: Path, method: str, fresh_status: str, make_cf: MakeCf
 ) -> None:
     site_dir = build_site(tmp_path, PAGES_V1)
-    with LocalCloudflare(zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False, origin=site_dir) as cf:
-        settings = make_settings(cf, tmp_path, method=method)
-        old = pipeline.scan(site_dir, settings)
-        old.save(settings.manifest_path)
-        mapper = settings.mapper()
-        every_url = {url for path in old.files for url in mapper.urls(path)}
-        new_file_url = SITE_URL + "assets/new.txt"
-        for url in [*sorted(every_url), new_file_url]:  # visitors warm the cache (and a 404)
-            cf.edge_fetch(url)
-        assert {cf.edge_fetch(url).cache_status for url in every_url} == {"HIT"}
-        old_bytes = {url: cf.edge_fetch(url).body for url in every_url}
+    cf = make_cf(origin=site_dir)
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL, method=method)
+    old = pipeline.scan(site_dir, settings)
+    old.save(settings.manifest_path)
+    mapper = settings.mapper()
+    every_url = {url for path in old.files for url in mapper.urls(path)}
+    new_file_url = SITE_URL + "assets/new.txt"
+    for url in [*sorted(every_url), new_file_url]:  # visitors warm the cache (and a 404)
+        cf.edge_fetch(url)
+    assert {cf.edge_fetch(url).cache_status for url in every_url} == {"HIT"}
+    old_bytes = {url: cf.edge_fetch(url).body for url in every_url}
 
-        site_dir = build_site(tmp_path, PAGES_V2)
-        new = pipeline.scan(site_dir, settings)
-        plan = pipeline.preview(settings, new)
-        changed = {c.path: c for c in plan.changes}
-        assert set(changed) >= {"about/index.html", "guide/index.html", "assets/new.txt"}
+    site_dir = build_site(tmp_path, PAGES_V2)
+    new = pipeline.scan(site_dir, settings)
+    plan = pipeline.preview(settings, new)
+    changed = {c.path: c for c in plan.changes}
+    assert set(changed) >= {"about/index.html", "guide/index.html", "assets/new.txt"}
 
-        # Control: without the purge, the edge keeps serving the old build.
-        for change in plan.changes:
-            for url in change.urls:
-                stale = cf.edge_fetch(url)
-                assert stale.cache_status == "HIT", url
-                if change.status is Status.ADDED:
-                    assert stale.status == 404, url
-                else:
-                    assert stale.body == old_bytes[url], url
-                if change.status is not Status.DELETED:
-                    assert stale.body != (site_dir / change.path).read_bytes(), url
+    # Control: without the purge, the edge keeps serving the old build.
+    for change in plan.changes:
+        for url in change.urls:
+            stale = cf.edge_fetch(url)
+            assert stale.cache_status == "HIT", url
+            if change.status is Status.ADDED:
+                assert stale.status == 404, url
+            else:
+                assert stale.body == old_bytes[url], url
+            if change.status is not Status.DELETED:
+                assert stale.body != (site_dir / change.path).read_bytes(), url
 
-        pipeline.purge(settings, new, client_factory=fast_clients([]))
-        assert {r.method for r in cf.purges} == {f"{method}_cache"}
+    pipeline.purge(settings, new, client_factory=fast_clients([]))
+    assert {r.method for r in cf.purges} == {f"{method}_cache"}
 
-        for change in plan.changes:
-            for url in change.urls:
-                fresh = cf.edge_fetch(url)
-                assert fresh.cache_status == fresh_status, url
-                if change.status is Status.DELETED:
-                    assert fresh.status == 404, url
-                else:
-                    now_built = (site_dir / change.path).read_bytes()
-                    assert (fresh.status, fresh.body) == (200, now_built), url
-        unchanged = every_url - change_urls(plan)
-        assert SITE_URL in unchanged and SITE_URL + "assets/site.css" in unchanged
-        assert {cf.edge_fetch(url).cache_status for url in unchanged} == {"HIT"}
-        check_bodies(cf)
+    for change in plan.changes:
+        for url in change.urls:
+            fresh = cf.edge_fetch(url)
+            assert fresh.cache_status == fresh_status, url
+            if change.status is Status.DELETED:
+                assert fresh.status == 404, url
+            else:
+                now_built = (site_dir / change.path).read_bytes()
+                assert (fresh.status, fresh.body) == (200, now_built), url
+    unchanged = every_url - change_urls(plan)
+    assert SITE_URL in unchanged and SITE_URL + "assets/site.css" in unchanged
+    assert {cf.edge_fetch(url).cache_status for url in unchanged} == {"HIT"}
+    check_bodies(cf)
 
 
 @pytest.mark.parametrize("fault", ["429", "5xx", "drop"])
 def test_transient_failures_are_retried_and_everything_is_purged(
     cf: LocalCloudflare, tmp_path: Path, fault: str
 ) -> None:
-    settings = make_settings(cf, tmp_path)
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL)
     baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
     if fault == "429":
@@ -314,19 +315,17 @@ def test_transient_failures_are_retried_and_everything_is_purged(
     assert not (tmp_path / "state" / "pending.json").exists()
 
 
-def test_an_over_cap_batch_is_split_and_the_run_goes_on(tmp_path: Path) -> None:
+def test_an_over_cap_batch_is_split_and_the_run_goes_on(tmp_path: Path, make_cf: MakeCf) -> None:
     site_dir = tmp_path / "site"
     write_files(site_dir, {f"p{i:02}/index.html": f"<p>{i}</p>" for i in range(45)})
-    with LocalCloudflare(
-        zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False, max_files_per_request=10
-    ) as cf:
-        settings = make_settings(cf, tmp_path, max_files_per_request=30)
-        pipeline.scan(site_dir, settings).save(settings.manifest_path)
-        write_files(site_dir, {f"p{i:02}/index.html": f"<p>{i} v2</p>" for i in range(45)})
-        new = pipeline.scan(site_dir, settings)
+    cf = make_cf(max_files_per_request=10)
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL, max_files_per_request=30)
+    pipeline.scan(site_dir, settings).save(settings.manifest_path)
+    write_files(site_dir, {f"p{i:02}/index.html": f"<p>{i} v2</p>" for i in range(45)})
+    new = pipeline.scan(site_dir, settings)
 
-        result = pipeline.purge(settings, new, client_factory=fast_clients([]))
-        posts = check_bodies(cf)
+    result = pipeline.purge(settings, new, client_factory=fast_clients([]))
+    posts = check_bodies(cf)
 
     assert [len(r["body"]["files"]) for r in posts if r["status"] == 400] == [30, 15]
     assert all(len(r["body"]["files"]) <= 8 for r in posts[2:])
@@ -337,7 +336,10 @@ def test_an_over_cap_batch_is_split_and_the_run_goes_on(tmp_path: Path) -> None:
 
 
 def test_two_runs_are_kept_apart_by_the_lock(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    make_cf: MakeCf,
 ) -> None:
     """Both runs deploy the same build; the second waits, re-plans and has nothing to send."""
     in_purge, release, second_waits = threading.Event(), threading.Event(), threading.Event()
@@ -347,15 +349,12 @@ def test_two_runs_are_kept_apart_by_the_lock(
             in_purge.set()
             release.wait(10)
 
-    cf = LocalCloudflare(
-        zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False, on_purge=hold_first_purge
-    ).start()
-    request.addfinalizer(release.set)
-    request.addfinalizer(cf.stop)
-    settings = make_settings(cf, tmp_path)
+    cf = make_cf(on_purge=hold_first_purge)
+    request.addfinalizer(release.set)  # before make_cf stops the server
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL)
     baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
-    real_time = state_module.time
+    real_time = time  # the module state.py uses, before it is replaced
 
     def lock_poll_sleep(seconds: float) -> None:
         second_waits.set()
@@ -400,7 +399,7 @@ def test_two_runs_are_kept_apart_by_the_lock(
 def test_a_zone_that_does_not_own_the_host_is_refused_before_any_purge(
     cf: LocalCloudflare, tmp_path: Path
 ) -> None:
-    settings = make_settings(cf, tmp_path, site_url="https://docs.example.org/")
+    settings = settings_for(tmp_path / "state", cf, site_url="https://docs.example.org/")
     before = baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
 
@@ -419,7 +418,9 @@ def test_a_zone_that_does_not_own_the_host_is_refused_before_any_purge(
 
 
 def test_verify_zone_false_skips_the_check(cf: LocalCloudflare, tmp_path: Path) -> None:
-    settings = make_settings(cf, tmp_path, site_url="https://docs.example.org/", verify_zone=False)
+    settings = settings_for(
+        tmp_path / "state", cf, site_url="https://docs.example.org/", verify_zone=False
+    )
     baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
     pipeline.purge(settings, new, client_factory=fast_clients([]))
@@ -428,16 +429,14 @@ def test_verify_zone_false_skips_the_check(cf: LocalCloudflare, tmp_path: Path) 
 
 
 def test_a_token_that_may_not_read_zones_warns_once_and_purges(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, make_cf: MakeCf
 ) -> None:
-    with LocalCloudflare(
-        zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False, zone_readable=False
-    ) as cf:
-        settings = make_settings(cf, tmp_path)
-        baseline(tmp_path, settings)
-        new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
-        result = pipeline.purge(settings, new, client_factory=fast_clients([]))
-        check_bodies(cf)
+    cf = make_cf(zone_readable=False)
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL)
+    baseline(tmp_path, settings)
+    new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
+    result = pipeline.purge(settings, new, client_factory=fast_clients([]))
+    check_bodies(cf)
 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "may not read zone" in warnings[0]
@@ -450,13 +449,10 @@ def test_a_token_that_may_not_read_zones_warns_once_and_purges(
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
     """`mkdocs-cfpurge ARGV` in this process: exit code, stdout, stderr."""
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    out, err = capsys.readouterr()
+    code, out, err = run_main(argv, capsys)
     for secret in (TOKEN, BAD_TOKEN):
         assert secret not in out + err
-    code = exited.value.code
-    return (code if isinstance(code, int) else 1), out, err
+    return code, out, err
 
 
 PointAt = Callable[[LocalCloudflare], None]
@@ -480,9 +476,9 @@ def cli_env(cf: LocalCloudflare, point_at: PointAt) -> None:
     point_at(cf)
 
 
-def purge_args(site_dir: Path, manifest: Path, *extra: str) -> list[str]:
+def purge_args(site_dir: Path, manifest: Path, *extra: str, command: str = "purge") -> list[str]:
     return [
-        "purge",
+        command,
         str(site_dir),
         "--site-url",
         SITE_URL,
@@ -495,13 +491,10 @@ def purge_args(site_dir: Path, manifest: Path, *extra: str) -> list[str]:
 
 
 def test_cli_permanent_500_keeps_what_is_owed_and_a_healthy_rerun_sends_it(
-    tmp_path: Path, point_at: PointAt, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, point_at: PointAt, capsys: pytest.CaptureFixture[str], make_cf: MakeCf
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
+    manifest, settings, before, site_dir = deployed_then_built(tmp_path, strategy="files")
     pending_path = manifest.with_name("pending.json")
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, strategy="files", env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
     v2 = pipeline.scan(site_dir, settings)
     owed_v2 = {url for c in pipeline.preview(settings, v2).changes for url in c.urls}
 
@@ -510,15 +503,10 @@ def test_cli_permanent_500_keeps_what_is_owed_and_a_healthy_rerun_sends_it(
         if len(broken.purges) == 1:
             broken.fail_next(1000, 500)
 
-    broken = LocalCloudflare(
-        zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False, on_purge=break_after_first
-    )
-    with broken:
-        point_at(broken)
-        code, _, err = run_cli(
-            purge_args(site_dir, manifest, "--max-files-per-request", "2"), capsys
-        )
-        check_bodies(broken)
+    broken = make_cf(on_purge=break_after_first)
+    point_at(broken)
+    code, _, err = run_cli(purge_args(site_dir, manifest, "--max-files-per-request", "2"), capsys)
+    check_bodies(broken)
 
     assert code == 1
     assert "mkdocs-cfpurge: error:" in err and "HTTP 500" in err
@@ -541,11 +529,10 @@ def test_cli_permanent_500_keeps_what_is_owed_and_a_healthy_rerun_sends_it(
     site_dir = build_site(tmp_path, {**PAGES_V3, source: PAGES_V1[source]})
     v3 = pipeline.scan(site_dir, settings)
     assert SITE_URL + undone not in change_urls(pipeline.preview(settings, v3, None))
-    healthy = LocalCloudflare(zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False)
-    with healthy:
-        point_at(healthy)
-        code, _, err = run_cli(purge_args(site_dir, manifest), capsys)
-        check_bodies(healthy)
+    healthy = make_cf()
+    point_at(healthy)
+    code, _, err = run_cli(purge_args(site_dir, manifest), capsys)
+    check_bodies(healthy)
 
     assert code == 0, err
     sent = accepted(healthy)
@@ -559,28 +546,25 @@ def test_cli_permanent_500_keeps_what_is_owed_and_a_healthy_rerun_sends_it(
 
 
 def test_cli_purge_without_a_site_sends_what_is_pending_and_commits_its_manifest(
-    tmp_path: Path, point_at: PointAt, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, point_at: PointAt, capsys: pytest.CaptureFixture[str], make_cf: MakeCf
 ) -> None:
     """The deploy that could not purge (a failed run, or gh-deploy without the hook)."""
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, settings, before, site_dir = deployed_then_built(tmp_path)
     v2 = pipeline.scan(site_dir, settings)
-    with LocalCloudflare(zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False) as broken:
-        broken.fail_next(1000, 503)
-        point_at(broken)
-        code, _, _ = run_cli(purge_args(site_dir, manifest), capsys)
-        check_bodies(broken)
+    broken = make_cf()
+    broken.fail_next(1000, 503)
+    point_at(broken)
+    code, _, _ = run_cli(purge_args(site_dir, manifest), capsys)
+    check_bodies(broken)
     assert code == 1 and broken.purges == []
     assert manifest.read_bytes() == before
     owed = json.loads(manifest.with_name("pending.json").read_bytes())["requests"]
 
-    with LocalCloudflare(zone_id=ZONE_ID, api_token=TOKEN, rate_limit=False) as healthy:
-        point_at(healthy)
-        args = ["purge", "--site-url", SITE_URL, "--manifest", str(manifest)]
-        code, _, err = run_cli(args, capsys)
-        posts = check_bodies(healthy)
+    healthy = make_cf()
+    point_at(healthy)
+    args = ["purge", "--site-url", SITE_URL, "--manifest", str(manifest)]
+    code, _, err = run_cli(args, capsys)
+    posts = check_bodies(healthy)
 
     assert code == 0, err
     assert [p["body"] for p in posts] == owed
@@ -591,25 +575,10 @@ def test_cli_purge_without_a_site_sends_what_is_pending_and_commits_its_manifest
 def test_cli_plan_file_is_sent_as_it_is(
     cf: LocalCloudflare, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, _, before, site_dir = deployed_then_built(tmp_path)
     plan_file = tmp_path / "plan.json"
     code, _, err = run_cli(
-        [
-            "plan",
-            str(site_dir),
-            "--site-url",
-            SITE_URL,
-            "--manifest",
-            str(manifest),
-            "--strategy",
-            "files",
-            "--out",
-            str(plan_file),
-        ],
-        capsys,
+        purge_args(site_dir, manifest, "--out", str(plan_file), command="plan"), capsys
     )
     assert code == 0, err
     saved = json.loads(plan_file.read_bytes())
@@ -629,10 +598,7 @@ def test_cli_plan_file_is_sent_as_it_is(
 def test_cli_dry_run_of_a_site_sends_and_changes_nothing(
     cf: LocalCloudflare, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, _, before, site_dir = deployed_then_built(tmp_path)
     state_before = sorted(p.name for p in manifest.parent.iterdir())
 
     code, out, err = run_cli(purge_args(site_dir, manifest, "--dry-run"), capsys)
@@ -685,11 +651,8 @@ def test_cli_configuration_errors_exit_2_and_send_nothing(
 def test_cli_zone_that_does_not_own_the_host_exits_2_before_any_purge(
     cf: LocalCloudflare, tmp_path: Path, cli_env: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
     other = "https://docs.example.org/"
-    settings = Settings.create(site_url=other, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, _, before, site_dir = deployed_then_built(tmp_path, site_url=other)
     args = ["purge", str(site_dir), "--site-url", other, "--manifest", str(manifest)]
 
     code, _, err = run_cli(args, capsys)
@@ -704,34 +667,29 @@ def test_cli_zone_that_does_not_own_the_host_exits_2_before_any_purge(
     assert check_bodies(cf)
 
 
-def subprocess_env(api_base: str, token: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDFLARE_", "CFPURGE_"))}
-    env.update(
-        CLOUDFLARE_API_TOKEN=token,
-        CLOUDFLARE_API_BASE=api_base,
-        CLOUDFLARE_ZONE_ID=ZONE_ID,
-        PYTHONIOENCODING="utf-8",
+def purge_in_a_subprocess(
+    cf: LocalCloudflare, cwd: Path, site_dir: Path, manifest: Path, token: str
+) -> subprocess.CompletedProcess[str]:
+    """`python -m mkdocs_cfpurge purge ...`, the credentials in its environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs_cfpurge", *purge_args(site_dir, manifest)],
+        env=subprocess_env(
+            CLOUDFLARE_API_TOKEN=token, CLOUDFLARE_API_BASE=cf.api_base, CLOUDFLARE_ZONE_ID=ZONE_ID
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
     )
-    return env
 
 
 def test_cli_subprocess_purges_with_credentials_from_the_environment(
     cf: LocalCloudflare, tmp_path: Path
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, settings, _, site_dir = deployed_then_built(tmp_path)
     new = pipeline.scan(site_dir, settings)
 
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs_cfpurge", *purge_args(site_dir, manifest)],
-        env=subprocess_env(cf.api_base, TOKEN),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = purge_in_a_subprocess(cf, tmp_path, site_dir, manifest, TOKEN)
 
     assert done.returncode == 0, done.stderr
     assert TOKEN not in done.stdout + done.stderr
@@ -744,20 +702,10 @@ def test_cli_subprocess_purges_with_credentials_from_the_environment(
 def test_cli_subprocess_bad_token_fails_clearly_and_commits_nothing(
     cf: LocalCloudflare, tmp_path: Path
 ) -> None:
-    manifest = tmp_path / "state" / "manifest.json"
-    settings = Settings.create(site_url=SITE_URL, manifest_path=manifest, env={})
-    before = baseline(tmp_path, settings)
-    site_dir = build_site(tmp_path, PAGES_V2)
+    manifest, settings, before, site_dir = deployed_then_built(tmp_path)
     owed = change_urls(pipeline.preview(settings, pipeline.scan(site_dir, settings)))
 
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs_cfpurge", *purge_args(site_dir, manifest)],
-        env=subprocess_env(cf.api_base, BAD_TOKEN),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
+    done = purge_in_a_subprocess(cf, tmp_path, site_dir, manifest, BAD_TOKEN)
 
     assert done.returncode == 1
     assert BAD_TOKEN not in done.stdout + done.stderr
@@ -808,7 +756,7 @@ def test_plugin_purges_after_a_successful_build_and_never_after_a_failed_one(
         SITE_URL + "search/search_index.json",
     }
     assert "about/index.html" in summary.read_text(encoding="utf-8")
-    settings = make_settings(cf, tmp_path)
+    settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL)
     committed = manifest.read_bytes()
     assert committed != baseline_bytes
     assert committed == pipeline.scan(Path(config.site_dir), settings).to_json()

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -61,7 +62,7 @@ def test_a_waiting_store_gets_the_lock_once_the_holder_lets_go(
     path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     waiting = threading.Event()
-    real_time = state_module.time
+    real_time = time  # the module state.py uses, before it is replaced
 
     def sleep(seconds: float) -> None:
         waiting.set()  # the second store found the lock taken and is polling

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from cfschema import load_purge_body_validator
 
 from mkdocs_cfpurge.cloudflare.limits import PLAN_LIMITS
 from mkdocs_cfpurge.errors import CfPurgeError
@@ -12,6 +11,7 @@ from mkdocs_cfpurge.plan.changes import diff
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
+from tests.cfschema import load_purge_body_validator
 
 SITE = SiteUrl.parse("https://docs.example.com/")
 MAPPER = UrlMapper.create(SITE)
@@ -82,6 +82,7 @@ def test_over_budget_whole_changed_sections_become_prefixes_with_no_collateral()
     assert any("auto:" in note and "budget 5s" in note for note in plan.notes)
 
 
+@pytest.mark.slow  # plans for sites of many thousand pages: seconds
 def test_a_prefix_never_takes_down_more_than_max_collateral_unchanged_urls() -> None:
     old = site(10, 500)
     # Half of every section changes: a section prefix would take 500 unchanged URLs down.
@@ -107,6 +108,7 @@ def test_when_nothing_fits_auto_stops_with_the_numbers_or_purges_everything_if_a
     assert any("purge_everything" in note for note in plan.notes)
 
 
+@pytest.mark.slow  # plans for sites of many thousand pages: seconds
 def test_a_faster_plan_keeps_exact_urls_where_free_needs_prefixes() -> None:
     old = site(10, 500)
     # Half of every section: no folder changed whole, so only the budget calls for prefixes.

@@ -4,26 +4,20 @@ from __future__ import annotations
 
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
 from mkdocs_cfpurge import pipeline
-from mkdocs_cfpurge.cli import main
 from mkdocs_cfpurge.errors import CfPurgeError
 from mkdocs_cfpurge.localcf import LocalCloudflare
-from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings, check_connect_to
 from mkdocs_cfpurge.verify import verify_manifest
-from tests.helpers import write_files
+from tests.helpers import SITE, run_main, settings_for, write_files
 
 pytestmark = pytest.mark.timeout(60)
-
-ZONE = "0123456789abcdef0123456789abcdef"
-TOKEN = "verify-test-token"
-SITE = "https://docs.example.com/"
 
 
 def page(title: str, built: str) -> str:
@@ -44,14 +38,6 @@ BUILD1 = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _restore_logger() -> Iterator[None]:
-    # The CLI gives the pipeline's logger a handler of its own: put the old ones back.
-    saved = (list(log.handlers), log.level, log.propagate)
-    yield
-    log.handlers[:], log.level, log.propagate = saved[0], saved[1], saved[2]
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Path:
     write_files(tmp_path / "site", BUILD1)
@@ -59,30 +45,8 @@ def site(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def cf(site: Path) -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(zone_id=ZONE, api_token=TOKEN, origin=site, rate_limit=False) as server:
-        yield server
-
-
-def settings_for(cf: LocalCloudflare, state: Path) -> Settings:
-    return Settings.create(
-        site_url=SITE,
-        manifest_path=state / "manifest.json",
-        zone_id=ZONE,
-        api_token=TOKEN,
-        api_base=cf.api_base,
-        strategy="files",
-        ignore_changes=["mkdocs-build-date"],
-        env={},
-    )
-
-
-def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(argv)
-    code = exited.value.code
-    captured = capsys.readouterr()
-    return (code if isinstance(code, int) else 1), captured.out, captured.err
+def cf_options(site: Path) -> dict[str, Any]:
+    return {"origin": site}  # the edge serves the site folder
 
 
 def outcome_urls(out: str, outcome: str) -> set[str]:
@@ -92,14 +56,21 @@ def outcome_urls(out: str, outcome: str) -> set[str]:
     }
 
 
+class Deployed(NamedTuple):
+    site: Path
+    cf: LocalCloudflare
+    settings: Settings
+    plan_file: Path
+
+
 @pytest.fixture
-def deployed(site: Path, cf: LocalCloudflare, tmp_path: Path) -> tuple[Settings, Path]:
+def deployed(site: Path, cf: LocalCloudflare, tmp_path: Path) -> Deployed:
     """Build 1 recorded and every page cached at the edge; then build 2 lands at the origin.
 
     Build 2 changes the guide (and every page's build date), adds new/, deletes old/. The plan
     of its purge is saved to plan.json, but not sent yet.
     """
-    settings = settings_for(cf, tmp_path / "state")
+    settings = settings_for(tmp_path / "state", cf, ignore_changes=["mkdocs-build-date"])
     pipeline.purge(settings, pipeline.scan(site, settings))  # the baseline: nothing purged
     mapper = settings.mapper()
     visited = [url for path in BUILD1 for url in mapper.urls(path)]
@@ -120,7 +91,7 @@ def deployed(site: Path, cf: LocalCloudflare, tmp_path: Path) -> tuple[Settings,
     plan = pipeline.preview(settings, pipeline.scan(site, settings))
     plan_file = tmp_path / "plan.json"
     plan_file.write_bytes(plan.to_json())
-    return settings, plan_file
+    return Deployed(site, cf, settings, plan_file)
 
 
 def verify_argv(plan_file: Path, site: Path, cf: LocalCloudflare, *extra: str) -> list[str]:
@@ -139,12 +110,9 @@ def verify_argv(plan_file: Path, site: Path, cf: LocalCloudflare, *extra: str) -
 
 
 def test_skipped_purge_leaves_stale_pages_and_exit_1(
-    site: Path,
-    cf: LocalCloudflare,
-    deployed: tuple[Settings, Path],
-    capsys: pytest.CaptureFixture[str],
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, plan_file = deployed
+    site, cf, _, plan_file = deployed
     plan = PurgePlan.load(plan_file)
     planned = {url for change in plan.changes for url in change.urls}
     # Noise alone (the build date of every other page) is not a change: only these files.
@@ -171,12 +139,9 @@ def test_skipped_purge_leaves_stale_pages_and_exit_1(
 
 
 def test_after_the_purge_every_page_is_fresh_and_exit_0(
-    site: Path,
-    cf: LocalCloudflare,
-    deployed: tuple[Settings, Path],
-    capsys: pytest.CaptureFixture[str],
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings, plan_file = deployed
+    site, cf, settings, plan_file = deployed
     result = pipeline.purge(settings, pipeline.scan(site, settings))
     assert result.requests_sent >= 1
     plan = PurgePlan.load(plan_file)
@@ -206,12 +171,9 @@ def test_after_the_purge_every_page_is_fresh_and_exit_0(
 
 
 def test_noise_is_ignored_only_when_hashed_the_same_way(
-    site: Path,
-    cf: LocalCloudflare,
-    deployed: tuple[Settings, Path],
-    capsys: pytest.CaptureFixture[str],
+    deployed: Deployed, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings, plan_file = deployed
+    site, cf, settings, plan_file = deployed
     pipeline.purge(settings, pipeline.scan(site, settings))
     argv = verify_argv(plan_file, site, cf)
     without_filter = argv[: argv.index("--ignore-changes")]
@@ -263,7 +225,7 @@ def test_public_urls_are_fetched_directly_without_connect_to(
 def test_a_server_that_never_answers_times_out_and_fails(
     tmp_path: Path, site: Path, cf: LocalCloudflare, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = settings_for(cf, tmp_path / "state")
+    settings = settings_for(tmp_path / "state", cf, ignore_changes=["mkdocs-build-date"])
     old = pipeline.scan(site, settings)
     (site / "index.html").write_text("<h1>Home v2</h1>")
     plan = pipeline.make_plan(old, pipeline.scan(site, settings), settings)

@@ -18,13 +18,10 @@ from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.watch import DeployWatcher, is_temporary
-from tests.helpers import write_files
+from tests.helpers import SITE, TOKEN, ZONE_ID, settings_for, subprocess_env, write_files
 
 pytestmark = pytest.mark.timeout(60)
 
-ZONE = "0123456789abcdef0123456789abcdef"
-TOKEN = "watch-test-token"
-SITE = "https://docs.example.com/"
 QUIET = 0.5
 WAIT = 20.0  # an upper bound for slow machines, never a timing assertion
 
@@ -35,26 +32,6 @@ PAGES: dict[str, str | bytes] = {
     "assets/site.css": "body { color: black; }",
     "old.html": "<p>soon gone</p>",
 }
-
-
-@pytest.fixture
-def cf() -> Iterator[LocalCloudflare]:
-    with LocalCloudflare(zone_id=ZONE, api_token=TOKEN, rate_limit=False) as server:
-        yield server
-
-
-def settings_for(cf: LocalCloudflare, state: Path, **overrides: object) -> Settings:
-    options: dict[str, object] = {
-        "site_url": SITE,
-        "manifest_path": state / "manifest.json",
-        "zone_id": ZONE,
-        "api_token": TOKEN,
-        "api_base": cf.api_base,
-        "strategy": "files",
-        "env": {},
-    }
-    options.update(overrides)
-    return Settings.create(**options)  # type: ignore[arg-type]
 
 
 def rsync_like(root: Path, files: dict[str, str | bytes], delete: tuple[str, ...] = ()) -> None:
@@ -98,6 +75,15 @@ def assert_purged(
     assert set(urls(*changed.values())) <= set(planned)
 
 
+Watching = Callable[[Path], DeployWatcher]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    write_files(tmp_path / "site", PAGES)
+    return tmp_path / "site"
+
+
 def start_watcher(site: Path, settings: Settings) -> DeployWatcher:
     watcher = DeployWatcher(site, settings, quiet_period=QUIET).start()
     assert watcher.wait_rounds(1, WAIT), "the first pass never ended"
@@ -105,11 +91,11 @@ def start_watcher(site: Path, settings: Settings) -> DeployWatcher:
 
 
 @pytest.fixture
-def watching(tmp_path: Path, cf: LocalCloudflare) -> Iterator[Callable[[Path], DeployWatcher]]:
+def watching(tmp_path: Path, cf: LocalCloudflare) -> Iterator[Watching]:
     started: list[DeployWatcher] = []
 
     def start(site: Path) -> DeployWatcher:
-        watcher = start_watcher(site, settings_for(cf, tmp_path / "state"))
+        watcher = start_watcher(site, settings_for(tmp_path / "state", cf))
         started.append(watcher)
         return watcher
 
@@ -118,11 +104,10 @@ def watching(tmp_path: Path, cf: LocalCloudflare) -> Iterator[Callable[[Path], D
         watcher.stop(timeout=WAIT)
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_rsync_deploy_is_one_purge_of_exactly_the_changed_urls(
-    tmp_path: Path, cf: LocalCloudflare, watching: Callable[[Path], DeployWatcher]
+    tmp_path: Path, site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
-    site = tmp_path / "site"
-    write_files(site, PAGES)
     watcher = watching(site)
     [first] = watcher.rounds
     assert first.outcome == "baseline"
@@ -160,11 +145,10 @@ def test_rsync_deploy_is_one_purge_of_exactly_the_changed_urls(
     assert not (tmp_path / "state" / "pending.json").exists()
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_redeploy_of_identical_bytes_purges_nothing(
-    tmp_path: Path, cf: LocalCloudflare, watching: Callable[[Path], DeployWatcher]
+    site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
-    site = tmp_path / "site"
-    write_files(site, PAGES)
     watcher = watching(site)
 
     rsync_like(site, dict(PAGES))  # every file rewritten, none changed
@@ -184,11 +168,10 @@ def test_redeploy_of_identical_bytes_purges_nothing(
     assert_purged(cf.purges, watcher.rounds[-1].plan, {"index.html": ""})
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_transfer_in_progress_is_awaited_and_its_temp_files_never_purged(
-    tmp_path: Path, cf: LocalCloudflare, watching: Callable[[Path], DeployWatcher]
+    site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
-    site = tmp_path / "site"
-    write_files(site, PAGES)
     watcher = watching(site)
 
     temp = site / "guide" / ".index.html.AbC123"
@@ -220,8 +203,9 @@ def test_rsync_temporary_names(path: str, temporary: bool) -> None:
     assert is_temporary(path) is temporary
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_symlink_switch_to_a_new_release_purges_the_changed_urls(
-    tmp_path: Path, cf: LocalCloudflare, watching: Callable[[Path], DeployWatcher]
+    tmp_path: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
     www = tmp_path / "www"
     write_files(www / "release1", PAGES)
@@ -245,8 +229,9 @@ def test_symlink_switch_to_a_new_release_purges_the_changed_urls(
     assert_purged(cf.purges[1:], watcher.rounds[-1].plan, {"assets/site.css": "assets/site.css"})
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_folder_replaced_whole_purges_the_changed_urls(
-    tmp_path: Path, cf: LocalCloudflare, watching: Callable[[Path], DeployWatcher]
+    tmp_path: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
     site = tmp_path / "www" / "site"
     write_files(site, PAGES)
@@ -265,11 +250,10 @@ def test_folder_replaced_whole_purges_the_changed_urls(
     assert_purged(cf.purges[1:], watcher.rounds[-1].plan, {"assets/site.css": "assets/site.css"})
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_failed_purge_is_kept_owed_and_sent_with_the_next_deploy(
-    tmp_path: Path, cf: LocalCloudflare, watching: Callable[[Path], DeployWatcher]
+    tmp_path: Path, site: Path, cf: LocalCloudflare, watching: Watching
 ) -> None:
-    site = tmp_path / "site"
-    write_files(site, PAGES)
     watcher = watching(site)
 
     cf.fail_next(1, 403, code=10000)  # refused at once, no retry
@@ -309,7 +293,7 @@ def start_cli(cf: LocalCloudflare, site: Path, state: Path, *extra: str) -> subp
         "--site-url",
         SITE,
         "--zone-id",
-        ZONE,
+        ZONE_ID,
         "--api-base",
         cf.api_base,
         "--strategy",
@@ -320,7 +304,7 @@ def start_cli(cf: LocalCloudflare, site: Path, state: Path, *extra: str) -> subp
         str(QUIET),
         *extra,
     ]
-    env = {**os.environ, "CLOUDFLARE_API_TOKEN": TOKEN}
+    env = subprocess_env(CLOUDFLARE_API_TOKEN=TOKEN)
     return subprocess.Popen(
         command,
         env=env,
@@ -342,11 +326,11 @@ def stop_cli(process: subprocess.Popen[str]) -> tuple[int, str]:
     return process.returncode, err
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_cli_watch_purges_then_stops_cleanly_on_sigterm(
-    tmp_path: Path, cf: LocalCloudflare
+    tmp_path: Path, site: Path, cf: LocalCloudflare
 ) -> None:
-    site, state = tmp_path / "site", tmp_path / "state"
-    write_files(site, PAGES)
+    state = tmp_path / "state"
     process = start_cli(cf, site, state)
     try:
         wait_until((state / "manifest.json").exists, "the baseline")
@@ -366,6 +350,7 @@ def test_cli_watch_purges_then_stops_cleanly_on_sigterm(
     assert err.rstrip().splitlines()[-1].startswith("cfpurge watch: stopped")
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_sigterm_mid_purge_finishes_the_request_in_flight_and_keeps_the_rest_owed(
     tmp_path: Path, cf: LocalCloudflare
 ) -> None:
@@ -389,18 +374,18 @@ def test_sigterm_mid_purge_finishes_the_request_in_flight_and_keeps_the_rest_owe
     owed = sorted(url for body in pending["requests"] for url in body["files"])
     assert owed, "every request went out: the stop did not stop between requests"
     assert not set(sent) & set(owed), "a request that completed is still owed"
-    mapper = settings_for(cf, state).mapper()
+    mapper = settings_for(state, cf).mapper()
     assert sorted(sent + owed) == sorted(url for page in pages for url in mapper.urls(page))
     assert (state / "manifest.json").read_bytes() == baseline  # not committed: still owed
     assert pending["next_manifest"]["files"].keys() == pages.keys()
 
 
+@pytest.mark.slow  # a real watcher (watchdog, quiet periods): a second or more
 def test_dry_run_previews_each_deploy_and_sends_nothing(
-    tmp_path: Path, cf: LocalCloudflare
+    tmp_path: Path, site: Path, cf: LocalCloudflare
 ) -> None:
-    site, state = tmp_path / "site", tmp_path / "state"
-    write_files(site, PAGES)
-    settings = settings_for(cf, state, dry_run=True)
+    state = tmp_path / "state"
+    settings = settings_for(state, cf, dry_run=True)
     with DeployWatcher(site, settings, quiet_period=QUIET) as watcher:
         assert watcher.wait_rounds(1, WAIT)
         rsync_like(site, {"guide/index.html": "<h1>Guide v2</h1>"})

@@ -337,19 +337,9 @@ class EdgeHandler(QuietHandler):
     server: EdgeServer
 
     def do_GET(self) -> None:
-        self._serve(with_body=True)
-
-    def do_HEAD(self) -> None:
-        self._serve(with_body=False)
-
-    def _serve(self, *, with_body: bool) -> None:
         scheme = (self.headers.get("X-Forwarded-Proto") or "https").strip().lower()
         host = (self.headers.get("Host") or "").strip().lower().partition(":")[0]
         response = self.server.serve(scheme, host, self.path, self.headers.items())
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        if with_body:
-            self.wfile.write(response.body)
+        self.reply(response.status, response.headers.items(), response.body)
+
+    do_HEAD = do_GET
