@@ -551,6 +551,9 @@ def test_a_fault_then_one_healthy_rerun_loses_no_purge(
 # in a temp file; "after": just after that rename; "torn": half of the content written and synced.
 PAUSE_AT = """
 import builtins, io, os, sys, time
+# Imported before open() is patched: Python 3.10's pathlib keeps io.open as a class attribute at
+# import, and a Python function there would be bound as a method (open(self, path, mode...)).
+import pathlib
 name, nth, when, flag = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 seen = [0]
 
