@@ -176,7 +176,7 @@ def plan(site_dir: Path, site_url: str, fmt: str, **kw: Any) -> None:
     """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
     settings = make_settings(site_url, **kw)
     settings, built = pipeline.read_site(_site_dir(site_dir), settings)
-    the_plan = pipeline.preview(settings, built)
+    the_plan = pipeline.preview(settings, built, rules=pipeline.unread_cache_rules(settings))
     if settings.plan_path is not None:
         write_atomic(settings.plan_path, the_plan.to_json())
     if fmt == "json":
@@ -325,11 +325,28 @@ def purge_branch(
     default=None,
     help="URLs per files purge the server takes (default: the plan's cap).",
 )
-def local_server(token: str, cf_plan: str, origin: str | None, **kw: Any) -> None:
+@click.option(
+    "--cache-rules",
+    "cache_rules_file",
+    type=click.Path(path_type=Path),
+    help="The zone's Cache Rules: a JSON file holding the http_request_cache_settings ruleset "
+    "as the API returns it. The API serves it; the edge applies it.",
+)
+def local_server(
+    token: str, cf_plan: str, origin: str | None, cache_rules_file: Path | None, **kw: Any
+) -> None:
     """Run the bundled Cloudflare-compatible API (and edge cache) on 127.0.0.1."""
     from mkdocs_cfpurge.localcf import run_local_server
+    from mkdocs_cfpurge.localcf.rules import UnsupportedRule, read_ruleset
 
     served = origin if origin is None or origin.startswith("http") else Path(origin)
+    if cache_rules_file is not None:
+        try:
+            kw["cache_rules"] = read_ruleset(cache_rules_file.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"--cache-rules {str(cache_rules_file)!r}: {exc.strerror}") from None
+        except (ValueError, UnsupportedRule) as exc:
+            raise UsageError(f"--cache-rules {str(cache_rules_file)!r}: {exc}") from None
     run_local_server(click.echo, api_token=token, plan=cf_plan, origin=served, **kw)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +25,18 @@ from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
 from mkdocs_cfpurge.build.marker import MARKER_NAME, write_marker
 from mkdocs_cfpurge.build.noise import make_normalizer
-from mkdocs_cfpurge.errors import PurgeFailed, PurgeIncomplete, UsageError
+from mkdocs_cfpurge.errors import CfPurgeError, PurgeFailed, PurgeIncomplete, UsageError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
 from mkdocs_cfpurge.plan.bodies import hosts_of, merge_requests
+from mkdocs_cfpurge.plan.cacherules import (
+    CacheRulesCheck,
+    CacheRuleset,
+    SiteFiles,
+    TooBroad,
+    ZoneCacheRules,
+    cover,
+)
 from mkdocs_cfpurge.plan.changes import Reason, diff
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.planner import build_plan
@@ -85,10 +93,16 @@ def read_site(site_dir: Path, settings: Settings) -> tuple[Settings, Manifest]:
 
 
 def make_plan(
-    old: Manifest | None, new: Manifest, settings: Settings, pending: Pending | None = None
+    old: Manifest | None,
+    new: Manifest,
+    settings: Settings,
+    pending: Pending | None = None,
+    rules: CacheRulesCheck | None = None,
 ) -> PurgePlan:
-    """The plan from the last deploy's manifest to this build's, plus what is still owed."""
+    """The plan from the last deploy's manifest to this build's, plus what is still owed, under
+    the zone's cache rules when they were read."""
     mapper = settings.mapper()
+    variants = QueryVariants.decide(settings, rules.rules if rules is not None else None)
     if old is None:
         plan = build_plan([], mapper, strategy=settings.strategy, zone_id=settings.zone_id)
         plan.notes.append(
@@ -111,7 +125,9 @@ def make_plan(
                 settings.max_collateral,
                 settings.allow_purge_everything,
             ),
+            query_variants=variants.needed,
         )
+        variants.record(plan)
     hint = mass_change_hint(old, new)
     if hint:
         plan.notes.append(hint)
@@ -122,7 +138,128 @@ def make_plan(
         plan.notes.append(
             f"includes {len(pending.requests)} request(s) still owed by an earlier run"
         )
+    if rules is not None:
+        files = set(new.files) | (set(old.files) if old is not None else set())
+        changed = {change.path for change in plan.changes}
+        apply_cache_rules(plan, settings, rules, SiteFiles(mapper, files, changed))
     return plan
+
+
+@dataclass
+class QueryVariants:
+    """Whether changed pages' query-string variants are purged (`query_strings`), and why."""
+
+    settings: Settings
+    why: str | None  # None: they are not
+    rules: ZoneCacheRules | None = None
+    ignored_by: dict[str, str] = field(default_factory=dict)  # page -> rule leaving queries out
+
+    @classmethod
+    def decide(cls, settings: Settings, rules: ZoneCacheRules | None) -> QueryVariants:
+        why = None
+        listed = rules.query_parameter_rule() if rules is not None else None
+        if settings.query_strings == "on":
+            why = "query_strings: on"
+        elif settings.query_strings == "auto" and settings.query_links:
+            features = ", ".join(settings.query_links)
+            why = f"the site links its pages with query strings ({features})"
+        elif settings.query_strings == "auto" and listed is not None:
+            why = f"{listed.named()} keys the cache on query parameters"
+        return cls(settings, why, rules)
+
+    @property
+    def needed(self) -> Callable[[str], bool] | None:
+        if self.why is None:
+            return None
+        mapper = self.settings.mapper()
+
+        def needed(page: str) -> bool:
+            rule = self.rules.query_ignored_by(mapper.urls(page)) if self.rules else None
+            if rule is not None:
+                self.ignored_by[page] = rule.named()
+            return rule is None
+
+        return needed
+
+    def record(self, plan: PurgePlan) -> None:
+        """Say in the plan why the pages' variants were purged, or why some needed nothing."""
+        if self.why is None:
+            return
+        if self.ignored_by or any("query_variants_of" in d for d in plan.decisions):
+            plan.decisions.insert(0, {"query_variants": "purged", "why": self.why})
+        for rule in sorted(set(self.ignored_by.values())):
+            pages = sorted(p for p, r in self.ignored_by.items() if r == rule)
+            plan.notes.append(
+                f"{rule} leaves query strings out of the cache key: the query variants of "
+                f"{len(pages)} changed page(s) share their cached copy, nothing extra is purged"
+            )
+
+
+def apply_cache_rules(
+    plan: PurgePlan, settings: Settings, rules: CacheRulesCheck, site: SiteFiles | None = None
+) -> None:
+    """Rewrite the plan's bodies for the zone's cache rules (see plan/cacherules.py) and say
+    why; a covering too broad to send stops here, before anything is sent."""
+    plan.notes.append(rules.note)
+    if rules.rules is None or not plan.requests:
+        return
+    try:
+        covering = cover(
+            plan.requests,
+            rules.rules,
+            max_files=settings.max_files_per_request,
+            site=site,
+            max_collateral=settings.max_collateral,
+            allow_everything=settings.allow_purge_everything,
+        )
+    except TooBroad as exc:
+        raise UsageError(exc.message) from None
+    plan.requests = covering.requests
+    plan.decisions += covering.decisions
+    plan.notes += covering.notes
+
+
+def read_cache_rules(client: CloudflareClient) -> CacheRulesCheck:
+    """The preflight beside the zone check: the zone's cache rules, or why they are not known.
+
+    A token without Cache Rules Read is told once, and the purge goes on as if there were none.
+    """
+    try:
+        ruleset = client.get_cache_rules()
+    except CfPurgeError as exc:
+        if exc.status != 403:
+            raise
+        log.warning(
+            "cfpurge: the token may not read zone %s's cache rules (add Zone → Cache Rules Read "
+            "to check them); cache-rule check skipped",
+            client.zone_id,
+        )
+        return CacheRulesCheck(
+            None,
+            "the zone's cache rules were not checked: the token may not read them (add Zone → "
+            "Cache Rules Read)",
+        )
+    rules = ZoneCacheRules(ruleset or CacheRuleset())
+    if ruleset is None or not rules.rules:
+        return CacheRulesCheck(rules, "the zone's cache rules: none set cache settings")
+    return CacheRulesCheck(
+        rules, f"the zone's cache rules: {len(rules.rules)} enabled rule(s) set cache settings"
+    )
+
+
+def unread_cache_rules(settings: Settings) -> CacheRulesCheck | None:
+    """What a plan made without sending anything says about the zone's cache rules.
+
+    A dry run (and `plan`) sends no request at all, not even this read-only one: the rules
+    are read by the purge, right before it sends.
+    """
+    if not settings.check_cache_rules:
+        return None
+    return CacheRulesCheck(
+        None,
+        "the zone's cache rules were not read (a dry run sends no request): the purge reads "
+        "them right before sending, and may then cover some URLs by prefix or per device type",
+    )
 
 
 def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
@@ -142,11 +279,16 @@ def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
     )
 
 
-def preview(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> PurgePlan:
+def preview(
+    settings: Settings,
+    new: Manifest,
+    baseline: Manifest | None = None,
+    rules: CacheRulesCheck | None = None,
+) -> PurgePlan:
     """The plan a deploy of `new` would send, reading the state but changing nothing."""
     store = StateStore(settings.manifest_path, str(settings.site))
     old = store.load_manifest() or baseline
-    return make_plan(old, new, settings, store.load_pending())
+    return make_plan(old, new, settings, store.load_pending(), rules)
 
 
 def owed_paths(plan: PurgePlan) -> list[str]:
@@ -195,7 +337,10 @@ def prepare(
     old = None
     if baseline is not None and not settings.manifest_path.exists():
         old = baseline(manifest)
-    plan = preview(settings, manifest, old)
+    # A deploy's purge reads the zone's cache rules right before sending; a dry run says it
+    # did not.
+    rules = unread_cache_rules(settings) if settings.dry_run else None
+    plan = preview(settings, manifest, old, rules)
     write_marker(site_dir, manifest, owed_paths(plan))
     report(plan, settings, env)
     return PreparedBuild(settings, manifest, plan, old)
@@ -272,8 +417,8 @@ def purge(
             raise
     result = _send(settings, new, saved, baseline, client_factory)
     result.waited = waited
-    if prepared is None:
-        report(result.plan, settings, env)
+    if prepared is None or result.plan.requests != prepared.plan.requests:
+        report(result.plan, settings, env)  # what was sent, when it differs from what was shown
     if result.baseline_recorded:
         log.info("cfpurge: first deploy, nothing to purge: baseline recorded")
     elif result.requests_sent == 0:
@@ -294,14 +439,17 @@ def _dry_run(
     if prepared is not None:
         plan = prepared.plan  # made and reported when the build was prepared
     else:
+        rules = unread_cache_rules(settings)
         if new is not None:
-            plan = preview(settings, new, baseline)
+            plan = preview(settings, new, baseline, rules)
         else:
             pending = StateStore(settings.manifest_path, str(settings.site)).load_pending()
             plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
             plan.requests = merge_requests(
                 pending.requests, plan.requests, max_files=settings.max_files_per_request
             )
+            if rules is not None:
+                apply_cache_rules(plan, settings, rules)
         report(plan, settings, env)
     where = f"; plan written to {settings.plan_path}" if settings.plan_path else ""
     log.info("cfpurge: dry run%s, nothing sent", where)
@@ -338,6 +486,12 @@ def _send(
                 # saved plans.
                 hosts = dict.fromkeys([*settings.mapper().hosts, *hosts_of(plan.requests)])
                 client.check_zone(list(hosts))
+            if settings.check_cache_rules:
+                rules = read_cache_rules(client)
+                if new is not None:
+                    plan = make_plan(old, new, settings, pending, rules)
+                else:
+                    apply_cache_rules(plan, settings, rules)
             state.save_pending(Pending(plan.requests, to_commit))
             try:
                 sent = client.purge_all(plan.requests)
