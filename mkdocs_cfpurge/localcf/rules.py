@@ -250,7 +250,8 @@ class EdgeRules:
                 shaping.add(rule.id)
             custom.update(key)  # a later rule's key settings override an earlier one's
         eligible = cache if cache is not None else facts["extension"] in DEFAULT_CACHED
-        return Keying(eligible, frozenset(shaping), _query(query, custom), _variant(sent, custom))
+        variant = _variant(sent, custom, visitor=method != "PURGE")
+        return Keying(eligible, frozenset(shaping), _query(query, custom), variant)
 
 
 def _query(query: str, custom: Mapping[str, Any]) -> str:
@@ -268,13 +269,17 @@ def _query(query: str, custom: Mapping[str, Any]) -> str:
     return urlencode(pairs)
 
 
-def _variant(sent: Mapping[str, str], custom: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
+def _variant(
+    sent: Mapping[str, str], custom: Mapping[str, Any], *, visitor: bool
+) -> frozenset[tuple[str, str]]:
+    """The key parts the rules take from the request. A visitor always has a device type and a
+    country (Cloudflare derives them); a purge names them in its headers, or matches none."""
     user = custom.get("user") or {}
     parts: dict[str, str] = {}
     if user.get("device_type"):
-        parts["cf-device-type"] = sent.get("cf-device-type", "desktop")
+        parts["cf-device-type"] = sent.get("cf-device-type", "desktop" if visitor else "")
     if user.get("geo"):
-        parts["cf-ipcountry"] = sent.get("cf-ipcountry", "XX")
+        parts["cf-ipcountry"] = sent.get("cf-ipcountry", "XX" if visitor else "")
     if user.get("lang"):
         parts["accept-language"] = sent.get("accept-language", "")
     for name in (custom.get("header") or {}).get("include") or []:
