@@ -366,7 +366,7 @@ def local_server(
     help="Take the expected hashes from this manifest instead of hashing SITE_DIR.",
 )
 @click.option("--site-url", help="Default: the plan's site_url.")
-@model_option("ignore_changes")
+@model_options("hashing")
 @click.option(
     "--connect-to",
     help="Send every request to this http(s)://HOST:PORT with the public Host header "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
 from mkdocs_cfpurge.build.marker import MARKER_NAME, write_marker
-from mkdocs_cfpurge.build.noise import make_normalizer
+from mkdocs_cfpurge.build.noise import Hashing, make_normalizer, presets_in, sampled_pages
 from mkdocs_cfpurge.errors import CfPurgeError, PurgeFailed, PurgeIncomplete, UsageError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
@@ -74,7 +74,14 @@ def scan(site_dir: Path, settings: Settings) -> Manifest:
             f"site folder {str(site_dir)!r} holds no files (after 'exclude'): was the site built "
             "there?"
         )
+    manifest.hashing = hashing_of(settings).to_dict()
+    manifest.noise_seen = tuple(presets_in(sampled_pages(site_dir, manifest.files)))
     return manifest
+
+
+def hashing_of(settings: Settings) -> Hashing:
+    """The hashing options every command that hashes takes from its settings."""
+    return Hashing(tuple(settings.exclude), tuple(settings.ignore_changes))
 
 
 def read_site(site_dir: Path, settings: Settings) -> tuple[Settings, Manifest]:
@@ -128,9 +135,9 @@ def make_plan(
             query_variants=variants.needed,
         )
         variants.record(plan)
-    hint = mass_change_hint(old, new)
-    if hint:
-        plan.notes.append(hint)
+    for note in (hashing_note(old, new), mass_change_hint(old, new, settings.ignore_changes)):
+        if note:
+            plan.notes.append(note)
     if pending is not None and pending.requests:
         plan.requests = merge_requests(
             pending.requests, plan.requests, max_files=settings.max_files_per_request
@@ -262,8 +269,11 @@ def unread_cache_rules(settings: Settings) -> CacheRulesCheck | None:
     )
 
 
-def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
-    """When most pages changed, say why that usually happens."""
+def mass_change_hint(
+    old: Manifest | None, new: Manifest, enabled: Sequence[str] = ()
+) -> str | None:
+    """When most pages changed, say why that usually happens: the presets whose noise the pages
+    carry (and that are not on yet), else the navigation or noise no preset knows."""
     if old is None:
         return None
     # Pages in both builds only: a new version or section adds pages without changing others.
@@ -271,11 +281,43 @@ def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
     changed = [p for p in pages if old.files.get(p) != new.files[p]]
     if len(pages) < 10 or len(changed) * 2 <= len(pages):
         return None
+    seen = [name for name in new.noise_seen if name not in enabled]
+    if seen:
+        names = ", ".join(seen)
+        cause = (
+            f"noise the pages carry: add the preset(s) {names} to `ignore_changes` (every "
+            "command that hashes takes the same option)"
+        )
+    else:
+        cause = (
+            "noise such as a build date or commit id that `ignore_changes` can absorb with a "
+            "regular expression (no preset matches these pages"
+            + (f"; on: {', '.join(enabled)}" if enabled else "")
+            + ")"
+        )
     return (
         f"{len(changed)} of {len(pages)} pages changed: usually a navigation change (a page "
-        "title, a page added or removed) which rewrites every page, or noise such as a build "
-        "date or commit id that `ignore_changes` can absorb (presets: mkdocs-build-date, "
-        "sitemap-lastmod)"
+        f"title, a page added or removed) which rewrites every page, or {cause}"
+    )
+
+
+def hashing_note(old: Manifest | None, new: Manifest) -> str | None:
+    """Say so when the baseline was hashed with other options than this build: its hashes and
+    this build's do not compare like with like."""
+    if old is None or old.hashing is None or new.hashing is None:
+        return None
+    if old.hashing.get("fingerprint") == new.hashing.get("fingerprint"):
+        return None
+    differ = [
+        f"{key} {old.hashing.get(key, [])} → {new.hashing.get(key, [])}"
+        for key in ("exclude", "ignore_changes")
+        if old.hashing.get(key) != new.hashing.get(key)
+    ] or ["the same names, but a preset's patterns changed (an upgrade)"]
+    return (
+        f"the baseline was hashed with other hashing options ({'; '.join(differ)}): each file "
+        "whose hash they touch counts as changed once and is purged now, a file newly excluded "
+        "counts as deleted and one no longer excluded as added; from this deploy on, both sides "
+        "are hashed alike"
     )
 
 
