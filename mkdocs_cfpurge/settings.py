@@ -327,9 +327,10 @@ class Options(BaseModel):
     )
     ignore_changes: Annotated[list[str], _keep(compile_patterns)] = _option(
         [],
-        "Regular expressions (or presets `mkdocs-build-date`, `sitemap-lastmod`) removed "
-        "from HTML, XML and JSON outputs before hashing. Only the matched text is ignored: a "
-        "real edit still purges.",
+        "Regular expressions (or presets `mkdocs-build-date`, `sitemap-lastmod`, "
+        "`git-revision-date-localized`, `rss-build-date`) removed from HTML, XML and JSON "
+        "outputs before hashing. Only the matched text is ignored: a real edit still purges. "
+        "The manifest records them: keep them the same for every command.",
         group="hashing",
     )
     exclude: Annotated[list[str], _keep(compile_excludes)] = _option(

@@ -20,8 +20,10 @@ decision, with its reason, goes into the plan.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -205,19 +207,27 @@ class SiteFiles:
     files: Collection[str]
     changed: Collection[str]
 
+    @cached_property
+    def _unchanged_paths(self) -> list[str]:
+        """Every URL path of every unchanged file, sorted (once per scheme and variant)."""
+        changed = set(self.changed)
+        per_path = len(self.mapper.schemes) * (1 + len(self.mapper.cache_key_headers))
+        return sorted(
+            url_path
+            for name in self.files
+            if name not in changed
+            for url_path in self.mapper.paths(name)
+            for _ in range(per_path)
+        )
+
     def collateral(self, prefix: str) -> int:
-        """Unchanged URLs of the site a prefix (`host/path`) purges too."""
+        """Unchanged URLs of the site a prefix (`host/path`) purges too: every scheme and
+        every cache-key variant of the paths below it."""
         host, _, path = prefix.partition("/")
         if host not in self.mapper.hosts:
             return 0
-        # A prefix purges every scheme and every cache-key variant of the paths below it.
-        per_path = len(self.mapper.schemes) * (1 + len(self.mapper.cache_key_headers))
-        below = "/" + path
-        return per_path * sum(
-            sum(1 for url_path in self.mapper.paths(name) if url_path.startswith(below))
-            for name in self.files
-            if name not in self.changed
-        )
+        paths, below = self._unchanged_paths, "/" + path
+        return bisect.bisect_left(paths, below + "\U0010ffff") - bisect.bisect_left(paths, below)
 
 
 def prefix_of(url: str) -> str:
@@ -230,8 +240,15 @@ def prefix_of(url: str) -> str:
     return prefix
 
 
-def _covers(prefix: str, url: str) -> bool:
-    return prefix_of(url).startswith(prefix)
+def _covering(prefixes: Collection[str], target: str) -> str | None:
+    """The outermost prefix of the set that covers `target` (a prefix itself): a folder prefix
+    ending at one of its '/', or `target` itself."""
+    at = target.find("/")
+    while at != -1:
+        if target[: at + 1] in prefixes:
+            return target[: at + 1]
+        at = target.find("/", at + 1)
+    return target if target in prefixes else None
 
 
 @dataclass
@@ -295,17 +312,21 @@ def cover(
             for rule in found.device_type:
                 record(rule, "device-type", url)
     kept_prefixes = _outermost(prefixes)
+    outer = set(kept_prefixes)
+    replaces: dict[str, list[str]] = {prefix: [] for prefix in kept_prefixes}
+    for prefix, urls in prefixes.items():
+        replaces[_covering(outer, prefix) or prefix] += urls
     kept: list[str | dict[str, Any]] = []
     for entry in entries:
         url = item_url(entry)
-        if any(_covers(prefix, url) for prefix in kept_prefixes):
+        if _covering(outer, prefix_of(url)) is not None:
             continue
         kept.append(entry)
         if effects[url].device_type:
             kept += _with_device(entry)
     for prefix in kept_prefixes:
         unchanged = site.collateral(prefix) if site is not None else None
-        replaced = sorted({u for p, urls in prefixes.items() if p.startswith(prefix) for u in urls})
+        replaced = sorted(set(replaces[prefix]))
         decision: dict[str, Any] = {
             "prefix": prefix,
             "replaces_urls": len(replaced),
@@ -344,10 +365,12 @@ def cover(
 def _outermost(prefixes: Iterable[str]) -> list[str]:
     """Each prefix once, without those another (folder) prefix of the set already covers."""
     kept: list[str] = []
-    for prefix in sorted(set(prefixes)):
-        if not any(prefix.startswith(outer) and outer.endswith("/") for outer in kept):
+    seen: set[str] = set()
+    for prefix in sorted(set(prefixes), key=lambda p: (p.count("/"), p)):  # outer ones first
+        if _covering(seen, prefix) is None:
             kept.append(prefix)
-    return kept
+            seen.add(prefix)
+    return sorted(kept)
 
 
 _REASONS = {

@@ -12,6 +12,7 @@ turns a sure answer into a wrong one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -263,6 +264,7 @@ def parse(expression: str) -> Node:
 Facts = Mapping[str, Value]
 
 
+@functools.lru_cache(maxsize=8192)  # every rule asks about the same URLs; read-only results
 def request_facts(url: str, method: str) -> dict[str, Value]:
     """What a request for `url` with `method` shows the rules this module understands."""
     parts = urlsplit(url)
