@@ -25,6 +25,7 @@ from mkdocs_cfpurge.build.marker import write_marker
 from mkdocs_cfpurge.deploy.branch import BRANCH_MANIFEST
 from mkdocs_cfpurge.deploy.origin import OriginWait
 from mkdocs_cfpurge.errors import CfPurgeError, ExitCode, UsageError
+from mkdocs_cfpurge.freshness import unread_cache_rules
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.report import markdown_summary, text_summary
@@ -176,7 +177,7 @@ def plan(site_dir: Path, site_url: str, fmt: str, **kw: Any) -> None:
     """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
     settings = make_settings(site_url, **kw)
     settings, built = pipeline.read_site(_site_dir(site_dir), settings)
-    the_plan = pipeline.preview(settings, built, rules=pipeline.unread_cache_rules(settings))
+    the_plan = pipeline.preview(settings, built, rules=unread_cache_rules(settings))
     if settings.plan_path is not None:
         write_atomic(settings.plan_path, the_plan.to_json())
     if fmt == "json":

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge import freshness, pipeline
 from mkdocs_cfpurge.build.manifest import Manifest, build_manifest, load_manifest
 from mkdocs_cfpurge.build.noise import Hashing, make_normalizer
 from mkdocs_cfpurge.cli import cli
@@ -108,12 +108,12 @@ def test_the_hint_names_the_preset_the_pages_need_and_none_already_on() -> None:
     pages = {f"p{i}/index.html": "a" for i in range(20)}
     old = Manifest(SITE_URL, pages)
     new = Manifest(SITE_URL, dict.fromkeys(pages, "b"), noise_seen=(PRESET, "mkdocs-build-date"))
-    hint = pipeline.mass_change_hint(old, new, ["mkdocs-build-date"])
+    hint = freshness.mass_change_hint(old, new, ["mkdocs-build-date"])
     assert hint is not None and "20 of 20 pages changed" in hint
     assert f"add the preset(s) {PRESET} to `ignore_changes`" in hint
     assert "mkdocs-build-date" not in hint
     quiet = Manifest(SITE_URL, dict.fromkeys(pages, "b"))
-    generic = pipeline.mass_change_hint(old, quiet, [PRESET])
+    generic = freshness.mass_change_hint(old, quiet, [PRESET])
     assert generic is not None and "no preset matches these pages; on: " + PRESET in generic
     assert "add the preset" not in generic
 

@@ -25,6 +25,7 @@ from mkdocs_cfpurge.deploy import git
 from mkdocs_cfpurge.deploy.origin import OriginWait
 from mkdocs_cfpurge.deploy.tree import served_hashes, tree_blobs, tree_manifest
 from mkdocs_cfpurge.errors import UsageError
+from mkdocs_cfpurge.freshness import hashing_of
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.changes import Status
 from mkdocs_cfpurge.plan.plan import PurgePlan
@@ -92,7 +93,7 @@ def purge_branch(
     normalize = make_normalizer(settings.ignore_changes)
     site_url = str(settings.site)
 
-    hashing = pipeline.hashing_of(settings).to_dict()
+    hashing = hashing_of(settings).to_dict()
     head = tree_blobs(repo, commit, settings.exclude)
     new = Manifest(site_url=site_url, files=served_hashes(repo, head, normalize), hashing=hashing)
     baseline = None

@@ -188,12 +188,8 @@ class ZoneCacheRules:
 class CacheRulesCheck:
     """What the preflight learnt: the rules, or why there are none to go by."""
 
-    rules: ZoneCacheRules | None
+    rules: ZoneCacheRules | None  # None: not read (a dry run, a token without the permission)
     note: str  # one line for the plan: read, none, skipped, not read
-
-    @property
-    def read(self) -> bool:
-        return self.rules is not None
 
 
 # --- bodies under the rules ----------------------------------------------------------------
