@@ -33,7 +33,18 @@ from mkdocs_cfpurge.plan.cacherules import (
 from mkdocs_cfpurge.plan.ruleexpr import Expression
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
 from mkdocs_cfpurge.settings import Credentials, Settings
-from tests.helpers import EPOCH, TOKEN, ZONE_ID, MakeCf, run_main, settings_for, write_files
+from tests.helpers import (
+    EPOCH,
+    TOKEN,
+    ZONE_ID,
+    MakeCf,
+    make_site,
+    read_plan,
+    run_build,
+    run_main,
+    settings_for,
+    write_files,
+)
 
 SITE_URL = "https://example.com/"  # the local zone's apex: the edge serves the site at "/"
 PAGES_V1 = {
@@ -566,3 +577,24 @@ def test_usage_error_is_what_the_pipeline_raises_when_it_stops(
         pipeline.purge(settings, new, client_factory=fast)
     assert stopped.value.exit_code == 2
     assert posted(cf) == []
+
+
+def test_the_plugin_writes_the_plan_it_sent_when_the_rules_changed_it(
+    tmp_path: Path, make_cf: MakeCf
+) -> None:
+    """The build's plan (made before the rules were read) had URLs; the purge sent prefixes, and
+    plan.json says what was sent, with the rule named."""
+    cf = make_cf(cache_rules=ruleset(GET_ONLY))
+    options = {"zone_id": ZONE_ID, "purge_on": ["build"], "api_base": cf.api_base}
+    config_file = make_site(tmp_path, site_url=SITE_URL, options=options, pages=PAGES_V1)
+    run_build(config_file, {"CLOUDFLARE_API_TOKEN": TOKEN})  # the baseline
+    write_files(tmp_path / "docs", {"about.md": PAGES_V2["about.md"]})
+    run_build(config_file, {"CLOUDFLARE_API_TOKEN": TOKEN})
+
+    plan = read_plan(tmp_path)
+    assert file_entries(posted(cf)) == []
+    assert plan["requests"] == [body for body in posted(cf)]
+    assert {"example.com/about/", "example.com/search/search_index.json"} <= {
+        p for body in plan["requests"] for p in body.get("prefixes", [])
+    }
+    assert any("cache rule 3f1b3a9c" in note for note in plan["notes"])

@@ -20,6 +20,7 @@ from mkdocs_cfpurge.build.manifest import Manifest, build_manifest, load_manifes
 from mkdocs_cfpurge.build.noise import Hashing, make_normalizer
 from mkdocs_cfpurge.cli import cli
 from mkdocs_cfpurge.plugin import CfPurgePlugin
+from mkdocs_cfpurge.state import Pending, StateStore
 from tests.helpers import BIN, git, run_main, settings_for, subprocess_env, write_files
 
 SITE_URL = "https://docs.example.com/"
@@ -287,3 +288,17 @@ def test_outside_any_repository_the_build_date_fallback_is_absorbed_too(
     )
     assert code == 0, err
     assert {c["path"] for c in json.loads(out)["changes"]} <= {"sitemap.xml", "sitemap.xml.gz"}
+
+
+def test_the_hashing_options_survive_a_purge_left_pending(tmp_path: Path) -> None:
+    """A manifest committed from pending.json (the purge finished on a later run) keeps them."""
+    site = tmp_path / "site"
+    write_files(site, {"index.html": "<p>home</p>"})
+    settings = settings_for(tmp_path / "state", ignore_changes=[PRESET])
+    new = pipeline.scan(site, settings)
+    with StateStore(settings.manifest_path, SITE_URL) as state:
+        state.save_pending(Pending([{"files": [SITE_URL]}], new))
+    with StateStore(settings.manifest_path, SITE_URL) as state:
+        state.commit(state.load_pending().next_manifest)
+    committed = load_manifest(settings.manifest_path, SITE_URL)
+    assert committed is not None and committed.hashing == Hashing((), (PRESET,)).to_dict()
