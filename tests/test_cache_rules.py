@@ -598,3 +598,21 @@ def test_the_plugin_writes_the_plan_it_sent_when_the_rules_changed_it(
         p for body in plan["requests"] for p in body.get("prefixes", [])
     }
     assert any("cache rule 3f1b3a9c" in note for note in plan["notes"])
+
+
+def test_a_whole_changed_folder_goes_as_one_prefix_never_above_the_site() -> None:
+    """Under a GET-only rule, a navigation change (every file of a folder changed) is one
+    prefix per folder, not one per file; a folder with an unchanged file is not taken whole,
+    nor is the site's root: the host may serve more than the site."""
+    mapper = UrlMapper.create(SiteUrl.parse("https://example.com/handbook/"))
+    files = [f"s{s}/p{p}/index.html" for s in range(3) for p in range(50)]
+    files += ["s0/img/a.png", "s3/new/index.html", "s3/keep/index.html"]
+    changed = [f for f in files if f != "s3/keep/index.html"]
+    site = SiteFiles(mapper, files, changed)
+    urls = [url for path in changed for url in mapper.urls(path)]
+    done = cover([{"files": urls}], zone(GET_ONLY), max_files=30, site=site, max_collateral=0)
+    prefixes = sorted(p for body in done.requests for p in body.get("prefixes", []))
+    assert prefixes == [
+        f"example.com/handbook/{folder}/" for folder in ("s0", "s1", "s2", "s3/new")
+    ]
+    assert file_entries(done.requests) == []

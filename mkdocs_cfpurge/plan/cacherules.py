@@ -225,6 +225,20 @@ class SiteFiles:
         paths, below = self._unchanged_paths, "/" + path
         return bisect.bisect_left(paths, below + "\U0010ffff") - bisect.bisect_left(paths, below)
 
+    def widest_exact(self, prefix: str) -> str:
+        """The outermost folder prefix of the site above `prefix` below which every file
+        changed (so it purges nothing unchanged), else `prefix`: a whole changed folder goes
+        as one prefix, not one per file."""
+        host, _, path = prefix.partition("/")
+        base = self.mapper.site.path  # never above the site: the host may serve more
+        at = path.find("/", len(base) - 1)
+        while at != -1 and at + 1 < len(path):
+            candidate = f"{host}/{path[: at + 1]}"
+            if self.collateral(candidate) == 0:
+                return candidate
+            at = path.find("/", at + 1)
+        return prefix
+
 
 def prefix_of(url: str) -> str:
     """The prefix at a URL's own path: host + path, no scheme, no query; cut back to the
@@ -303,7 +317,8 @@ def cover(
         for rule, part in found.unlistable:
             record(rule, f"key-{part}", url)
         if found.needs_prefix:
-            prefixes.setdefault(prefix_of(url), []).append(url)
+            prefix = prefix_of(url)
+            prefixes.setdefault(site.widest_exact(prefix) if site else prefix, []).append(url)
         else:
             for rule in found.device_type:
                 record(rule, "device-type", url)
