@@ -424,7 +424,8 @@ def test_verify_zone_false_skips_the_check(cf: LocalCloudflare, tmp_path: Path) 
     baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
     pipeline.purge(settings, new, client_factory=fast_clients([]))
-    assert all(r["method"] == "POST" for r in cf.requests)
+    # No zone read: only the cache rules read (a ruleset, not the zone) and the purges.
+    assert all(r["method"] == "POST" or "/rulesets/" in r["path"] for r in cf.requests)
     assert accepted(cf)
 
 
@@ -712,9 +713,9 @@ def test_cli_subprocess_bad_token_fails_clearly_and_commits_nothing(
     assert "HTTP 403 (10000: Authentication error)" in done.stderr
     assert "the API token is invalid, or lacks the Zone → Cache Purge permission" in done.stderr
     assert cf.purges == []
-    # Refused, never retried: at most the zone read and one purge.
+    # Refused, never retried: at most the zone read, the cache rules read and one purge.
     assert len(check_bodies(cf)) <= 1
-    assert [r["status"] for r in cf.requests] in ([403], [403, 403])
+    assert [r["status"] for r in cf.requests] in ([403], [403, 403], [403, 403, 403])
     assert manifest.read_bytes() == before
     pending = manifest.with_name("pending.json")
     if pending.exists():  # whatever is kept must be everything still owed
