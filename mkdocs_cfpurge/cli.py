@@ -25,6 +25,7 @@ from mkdocs_cfpurge.build.marker import write_marker
 from mkdocs_cfpurge.deploy.branch import BRANCH_MANIFEST
 from mkdocs_cfpurge.deploy.origin import OriginWait
 from mkdocs_cfpurge.errors import CfPurgeError, ExitCode, UsageError
+from mkdocs_cfpurge.freshness import unread_cache_rules
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.report import markdown_summary, text_summary
@@ -182,7 +183,7 @@ def plan(site_dir: Path, site_url: str, fmt: str, **kw: Any) -> None:
     """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
     settings = make_settings(site_url, **kw)
     settings, built = pipeline.read_site(_site_dir(site_dir), settings)
-    the_plan = pipeline.preview(settings, built)
+    the_plan = pipeline.preview(settings, built, rules=unread_cache_rules(settings))
     if settings.plan_path is not None:
         write_atomic(settings.plan_path, the_plan.to_json())
     if fmt == "json":
@@ -341,14 +342,31 @@ def purge_branch(
     default=None,
     help="URLs per files purge the server takes (default: the plan's cap).",
 )
-def local_server(token: str, cf_plan: str, origin: str | None, **kw: Any) -> None:
+@click.option(
+    "--cache-rules",
+    "cache_rules_file",
+    type=click.Path(path_type=Path),
+    help="The zone's Cache Rules: a JSON file holding the http_request_cache_settings ruleset "
+    "as the API returns it. The API serves it; the edge applies it. [default: none]",
+)
+def local_server(
+    token: str, cf_plan: str, origin: str | None, cache_rules_file: Path | None, **kw: Any
+) -> None:
     """Run the bundled Cloudflare-compatible API (and edge cache) on 127.0.0.1.
 
     Prints the API's base URL and the token it accepts, then one line per purge, until Ctrl-C.
     """
     from mkdocs_cfpurge.localcf import run_local_server
+    from mkdocs_cfpurge.localcf.rules import UnsupportedRule, read_ruleset
 
     served = origin if origin is None or origin.startswith("http") else Path(origin)
+    if cache_rules_file is not None:
+        try:
+            kw["cache_rules"] = read_ruleset(cache_rules_file.read_bytes())
+        except OSError as exc:
+            raise UsageError(f"--cache-rules {str(cache_rules_file)!r}: {exc.strerror}") from None
+        except (ValueError, UnsupportedRule) as exc:
+            raise UsageError(f"--cache-rules {str(cache_rules_file)!r}: {exc}") from None
     # A token from the environment may be a real one: say where it is, never what it is.
     source = click.get_current_context().get_parameter_source("token")
     from_env = source is click.core.ParameterSource.ENVIRONMENT
@@ -374,7 +392,7 @@ def local_server(token: str, cf_plan: str, origin: str | None, **kw: Any) -> Non
     help="Take the expected hashes from this manifest instead of hashing SITE_DIR. [default: none]",
 )
 @click.option("--site-url", help="Public base URL of the site. [default: the plan's site_url]")
-@model_option("ignore_changes")
+@model_options("hashing")
 @click.option(
     "--connect-to",
     help="Send every request to this http(s)://HOST:PORT with the public Host header "

@@ -24,11 +24,26 @@ from typing import TYPE_CHECKING, Any
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
 from mkdocs_cfpurge.build.marker import MARKER_NAME, write_marker
-from mkdocs_cfpurge.build.noise import make_normalizer
+from mkdocs_cfpurge.build.noise import make_normalizer, presets_in, sampled_pages
 from mkdocs_cfpurge.errors import PurgeFailed, PurgeIncomplete, UsageError
+from mkdocs_cfpurge.freshness import (
+    QueryVariants,
+    apply_cache_rules,
+    hashing_note,
+    hashing_of,
+    read_cache_rules,
+    unread_cache_rules,
+)
+from mkdocs_cfpurge.freshness import (
+    mass_change_hint as mass_change_hint,  # where it always was, for callers
+)
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
 from mkdocs_cfpurge.plan.bodies import hosts_of, merge_requests
+from mkdocs_cfpurge.plan.cacherules import (
+    CacheRulesCheck,
+    SiteFiles,
+)
 from mkdocs_cfpurge.plan.changes import Reason, diff
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.planner import build_plan
@@ -66,6 +81,8 @@ def scan(site_dir: Path, settings: Settings) -> Manifest:
             f"site folder {str(site_dir)!r} holds no files (after 'exclude'): was the site built "
             "there?"
         )
+    manifest.hashing = hashing_of(settings).to_dict()
+    manifest.noise_seen = tuple(presets_in(sampled_pages(site_dir, manifest.files)))
     return manifest
 
 
@@ -85,10 +102,16 @@ def read_site(site_dir: Path, settings: Settings) -> tuple[Settings, Manifest]:
 
 
 def make_plan(
-    old: Manifest | None, new: Manifest, settings: Settings, pending: Pending | None = None
+    old: Manifest | None,
+    new: Manifest,
+    settings: Settings,
+    pending: Pending | None = None,
+    rules: CacheRulesCheck | None = None,
 ) -> PurgePlan:
-    """The plan from the last deploy's manifest to this build's, plus what is still owed."""
+    """The plan from the last deploy's manifest to this build's, plus what is still owed, under
+    the zone's cache rules when they were read."""
     mapper = settings.mapper()
+    variants = QueryVariants.decide(settings, rules.rules if rules is not None else None)
     if old is None:
         plan = build_plan([], mapper, strategy=settings.strategy, zone_id=settings.zone_id)
         plan.notes.append(
@@ -111,10 +134,12 @@ def make_plan(
                 settings.max_collateral,
                 settings.allow_purge_everything,
             ),
+            query_variants=variants.needed,
         )
-    hint = mass_change_hint(old, new)
-    if hint:
-        plan.notes.append(hint)
+        variants.record(plan)
+    for note in (hashing_note(old, new), mass_change_hint(old, new, settings.ignore_changes)):
+        if note:
+            plan.notes.append(note)
     if pending is not None and pending.requests:
         plan.requests = merge_requests(
             pending.requests, plan.requests, max_files=settings.max_files_per_request
@@ -122,31 +147,23 @@ def make_plan(
         plan.notes.append(
             f"includes {len(pending.requests)} request(s) still owed by an earlier run"
         )
+    if rules is not None:
+        files = set(new.files) | (set(old.files) if old is not None else set())
+        changed = {change.path for change in plan.changes}
+        apply_cache_rules(plan, settings, rules, SiteFiles(mapper, files, changed))
     return plan
 
 
-def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
-    """When most pages changed, say why that usually happens."""
-    if old is None:
-        return None
-    # Pages in both builds only: a new version or section adds pages without changing others.
-    pages = [p for p in new.files if p.endswith(".html") and p in old.files]
-    changed = [p for p in pages if old.files.get(p) != new.files[p]]
-    if len(pages) < 10 or len(changed) * 2 <= len(pages):
-        return None
-    return (
-        f"{len(changed)} of {len(pages)} pages changed: usually a navigation change (a page "
-        "title, a page added or removed) which rewrites every page, or noise such as a build "
-        "date or commit id that `ignore_changes` can absorb (presets: mkdocs-build-date, "
-        "sitemap-lastmod)"
-    )
-
-
-def preview(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> PurgePlan:
+def preview(
+    settings: Settings,
+    new: Manifest,
+    baseline: Manifest | None = None,
+    rules: CacheRulesCheck | None = None,
+) -> PurgePlan:
     """The plan a deploy of `new` would send, reading the state but changing nothing."""
     store = StateStore(settings.manifest_path, str(settings.site))
     old = store.load_manifest() or baseline
-    return make_plan(old, new, settings, store.load_pending())
+    return make_plan(old, new, settings, store.load_pending(), rules)
 
 
 def owed_paths(plan: PurgePlan) -> list[str]:
@@ -195,7 +212,10 @@ def prepare(
     old = None
     if baseline is not None and not settings.manifest_path.exists():
         old = baseline(manifest)
-    plan = preview(settings, manifest, old)
+    # A deploy's purge reads the zone's cache rules right before sending; a dry run says it
+    # did not.
+    rules = unread_cache_rules(settings) if settings.dry_run else None
+    plan = preview(settings, manifest, old, rules)
     write_marker(site_dir, manifest, owed_paths(plan))
     report(plan, settings, env)
     return PreparedBuild(settings, manifest, plan, old)
@@ -272,8 +292,8 @@ def purge(
             raise
     result = _send(settings, new, saved, baseline, client_factory)
     result.waited = waited
-    if prepared is None:
-        report(result.plan, settings, env)
+    if prepared is None or result.plan.requests != prepared.plan.requests:
+        report(result.plan, settings, env)  # what was sent, when it differs from what was shown
     if result.baseline_recorded:
         log.info("cfpurge: first deploy, nothing to purge: baseline recorded")
     elif result.requests_sent == 0:
@@ -294,14 +314,17 @@ def _dry_run(
     if prepared is not None:
         plan = prepared.plan  # made and reported when the build was prepared
     else:
+        rules = unread_cache_rules(settings)
         if new is not None:
-            plan = preview(settings, new, baseline)
+            plan = preview(settings, new, baseline, rules)
         else:
             pending = StateStore(settings.manifest_path, str(settings.site)).load_pending()
             plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
             plan.requests = merge_requests(
                 pending.requests, plan.requests, max_files=settings.max_files_per_request
             )
+            if rules is not None:
+                apply_cache_rules(plan, settings, rules)
         report(plan, settings, env)
     where = f"; plan written to {settings.plan_path}" if settings.plan_path else ""
     log.info("cfpurge: dry run%s, nothing sent", where)
@@ -338,6 +361,12 @@ def _send(
                 # saved plans.
                 hosts = dict.fromkeys([*settings.mapper().hosts, *hosts_of(plan.requests)])
                 client.check_zone(list(hosts))
+            if settings.check_cache_rules:
+                rules = read_cache_rules(client)
+                if new is not None:
+                    plan = make_plan(old, new, settings, pending, rules)
+                else:
+                    apply_cache_rules(plan, settings, rules)
             state.save_pending(Pending(plan.requests, to_commit))
             try:
                 sent = client.purge_all(plan.requests)

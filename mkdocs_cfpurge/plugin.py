@@ -35,7 +35,20 @@ def settings_from_config(
     """The pipeline's settings from the plugin's options; paths relative to mkdocs.yml."""
     root = Path(config.config_file_path or ".").resolve().parent
     parsed = parse_options(dict(options), env)
-    return Settings.from_options(parsed, site_url=config.site_url, root=root)
+    settings = Settings.from_options(parsed, site_url=config.site_url, root=root)
+    return settings.model_copy(update={"query_links": query_links_of(config)})
+
+
+# Material for MkDocs features that link the site's pages with query strings: search results as
+# `page/?h=term`, a shared search as `page/?q=term`.
+QUERY_FEATURES = ("search.highlight", "search.share")
+
+
+def query_links_of(config: MkDocsConfig) -> tuple[str, ...]:
+    """The theme features (Material's `theme.features`) that make pages reachable with query
+    strings: the pipeline purges those variants of changed pages (`query_strings: auto`)."""
+    features = config.theme.get("features") or []
+    return tuple(f for f in QUERY_FEATURES if isinstance(features, list) and f in features)
 
 
 def is_serve_build(config: MkDocsConfig) -> bool:

@@ -40,6 +40,7 @@ CloudflarePlan = Literal["free", "pro", "business", "enterprise"]
 Method = Literal["purge", "invalidate"]
 Scheme = Literal["https", "http"]
 PurgeOn = Literal["gh-deploy", "build"]
+QueryStrings = Literal["auto", "on", "off"]
 STRATEGIES: tuple[str, ...] = get_args(Strategy)
 PLANS: tuple[str, ...] = get_args(CloudflarePlan)
 METHODS: tuple[str, ...] = get_args(Method)
@@ -326,9 +327,10 @@ class Options(BaseModel):
     )
     ignore_changes: Annotated[list[str], _keep(compile_patterns)] = _option(
         [],
-        "Regular expressions (or presets `mkdocs-build-date`, `sitemap-lastmod`) removed "
-        "from HTML, XML and JSON outputs before hashing. Only the matched text is ignored: a "
-        "real edit still purges.",
+        "Regular expressions (or presets `mkdocs-build-date`, `sitemap-lastmod`, "
+        "`git-revision-date-localized`, `rss-build-date`) removed from HTML, XML and JSON "
+        "outputs before hashing. Only the matched text is ignored: a real edit still purges. "
+        "The manifest records them: keep them the same for every command.",
         group="hashing",
     )
     exclude: Annotated[list[str], _keep(compile_excludes)] = _option(
@@ -380,6 +382,22 @@ class Options(BaseModel):
     )
     origin_interval: Seconds = _option(
         10.0, "Seconds between two polls of the origin.", group="origin", unit="seconds"
+    )
+    query_strings: QueryStrings = _option(
+        "auto",
+        "Purge every query-string variant of a changed page (`page/?h=term`) with a prefix at "
+        "the page's own path. `auto`: when the site links its pages with query strings "
+        "(Material's `search.highlight` or `search.share`) or a cache rule keys on query "
+        "parameters; `on`: always (analytics links); `off`: never. Nothing extra goes out "
+        "where the zone's cache key leaves query strings out.",
+        group="planning",
+    )
+    check_cache_rules: Flag = _option(
+        True,
+        "Before the first purge, read the zone's Cache Rules (needs Zone → Cache Rules Read) "
+        "and cover what they make a URL purge miss: GET-only rules, custom cache keys. A dry "
+        "run sends no request, so its plan says they were not read.",
+        group="planning",
     )
     verify_after_purge: Flag = _option(
         False,
@@ -553,6 +571,9 @@ class Settings(Options):
     manifest_path: Path
     plan_path: Path | None = None
     credentials: Credentials | None = Field(default=None, repr=False)
+    # What links the site's pages with query strings (Material's `search.highlight`), as the
+    # front end found it in the site's own configuration: `query_strings: auto` goes by it.
+    query_links: tuple[str, ...] = ()
 
     @classmethod
     def from_options(

@@ -134,7 +134,11 @@ class StateStore:
             "site_url": self.site_url,
             "requests": pending.requests,
             "next_manifest": (
-                {"site_url": pending.next_manifest.site_url, "files": pending.next_manifest.files}
+                {
+                    "site_url": pending.next_manifest.site_url,
+                    "files": pending.next_manifest.files,
+                    "hashing": pending.next_manifest.hashing,
+                }
                 if pending.next_manifest is not None
                 else None
             ),

@@ -133,12 +133,14 @@ def test_plan_text(baseline: Path, site: Path) -> None:
         "cfpurge (dry run): 3 changed file(s) (1 added, 1 modified, 1 deleted); "
         "1 request(s) (1 files), strategy files"
     )
-    assert lines[1:] == [
+    assert lines[1:5] == [
         "  https://example.com/docs/assets/a.css",
         "  https://example.com/docs/guide/",
         "  https://example.com/docs/guide/index.html",
         "  https://example.com/docs/new.html",
     ]
+    # `plan` sends nothing, not even the read of the zone's cache rules, and says so.
+    assert len(lines) == 6 and lines[5].startswith("  note: the zone's cache rules were not read")
 
 
 def test_plan_options_shape_the_bodies(baseline: Path, site: Path) -> None:

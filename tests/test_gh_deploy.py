@@ -441,7 +441,8 @@ SITE_V2 = {
 
 def copy_later(source: Path, dest: Path, delay: float, done: list[float]) -> threading.Thread:
     """Copy the build into the served folder after `delay`, the marker last (as a deploy step
-    that uploads files one by one); `done` gets the time the copy finished."""
+    that uploads files one by one); `done` gets the time the marker's copy began: from then on
+    the origin may serve this build, and not before."""
 
     def run() -> None:
         time.sleep(delay)
@@ -449,8 +450,9 @@ def copy_later(source: Path, dest: Path, delay: float, done: list[float]) -> thr
         for path in sorted(files, key=lambda p: p.name == MARKER):
             target = dest / path.relative_to(source)
             target.parent.mkdir(parents=True, exist_ok=True)
+            if path.name == MARKER:
+                done.append(time.monotonic())
             shutil.copyfile(path, target)
-        done.append(time.monotonic())
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
@@ -487,8 +489,8 @@ def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(
             cf.edge_fetch(url)
         copied: list[float] = []
         with Visitor(cf, urls):
+            started = time.monotonic()  # before the copier starts its delay
             copier = copy_later(v2_dir, served, 1.5, copied)
-            started = time.monotonic()
             result = cli(
                 "purge", str(v2_dir), "--site-url", SITE, "--manifest", str(manifest),
                 "--wait-for-origin", "--origin-url", origin.url,

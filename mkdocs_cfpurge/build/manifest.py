@@ -45,6 +45,11 @@ class Manifest:
     # Files whose purge is not known to have happened (a baseline read from a deployed marker):
     # a plan against this manifest purges them again. Never saved.
     resend: tuple[str, ...] = ()
+    # The hashing options its hashes were made with (`exclude`, `ignore_changes` and their
+    # fingerprint, see noise.Hashing); None when not recorded (older manifests, git trees).
+    hashing: dict[str, Any] | None = None
+    # Presets whose noise the built pages carry (a sample of them). Never saved.
+    noise_seen: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         data = {
@@ -53,6 +58,8 @@ class Manifest:
             "site_url": self.site_url,
             "files": self.files,
         }
+        if self.hashing is not None:
+            data["hashing"] = self.hashing
         return json.dumps(data, sort_keys=True, indent=1, ensure_ascii=False).encode() + b"\n"
 
     def digest(self) -> str:
@@ -85,7 +92,12 @@ class Manifest:
             raise ValueError(
                 f"format {version}/{algorithm}; this version reads {FORMAT_VERSION}/{ALGORITHM}"
             )
-        return cls(site_url=site_url, files=files)
+        hashing = data.get("hashing")
+        if hashing is not None and not (
+            isinstance(hashing, dict) and isinstance(hashing.get("fingerprint"), str)
+        ):
+            raise ValueError("'hashing' must be an object with a fingerprint")
+        return cls(site_url=site_url, files=files, hashing=hashing)
 
 
 def compile_excludes(

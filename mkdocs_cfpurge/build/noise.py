@@ -7,10 +7,14 @@ hashes differently, so a real edit is never hidden.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
 import re
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from mkdocs_cfpurge.build.manifest import Normalizer
 from mkdocs_cfpurge.errors import ConfigError
@@ -43,6 +47,29 @@ PRESETS: dict[str, Rule] = {
     ),
     # sitemap.xml's lastmod is the build day; sitemap.xml.gz is compared decompressed.
     "sitemap-lastmod": Rule(re.compile(rb"<lastmod>[^<]*</lastmod>"), (".xml",), b"<lastmod>"),
+    # mkdocs-git-revision-date-localized-plugin (Material's "Last update" and "Created" lines):
+    # every date it writes is one span of class `git-revision-date-localized-plugin-{type}`
+    # titled with the full date and time: the types date, datetime, iso_date, iso_datetime,
+    # custom, and timeago (an empty `<span class="timeago" datetime=…>` inside, then an
+    # iso_date span), for the page's last update, its creation (enable_creation_date) and the
+    # site's last update, whether they come from git or from the build time
+    # (fallback_to_build_date, or a page git does not know). Optional quotes: minifiers drop them.
+    "git-revision-date-localized": Rule(
+        re.compile(
+            rb"<span class=[\"']git-revision-date-localized-plugin "
+            rb"git-revision-date-localized-plugin-[\w-]+[\"'] title=[\"'][^\"'<>]*[\"']>"
+            rb"(?:<span class=[\"']?timeago[\"']? datetime=[\"']?[^\"'\s<>]*[\"']? "
+            rb"locale=[\"']?[^\"'\s<>]*[\"']?></span>|[^<]*)</span>"
+        ),
+        (".html", ".htm"),
+        b"git-revision-date-localized-plugin",
+    ),
+    # mkdocs-rss-plugin: the feed's own publication and build dates are the build time.
+    "rss-build-date": Rule(
+        re.compile(rb"<pubDate>[^<]*</pubDate>\s*<lastBuildDate>[^<]*</lastBuildDate>"),
+        (".xml", ".rss"),
+        b"<lastBuildDate>",
+    ),
 }
 
 
@@ -84,6 +111,58 @@ class NoiseFilter:
             return b"gz:" + self.strip(lower[:-3], gzip.decompress(data))
         except (OSError, EOFError, zlib.error):
             return data
+
+
+def presets_in(pages: Iterable[bytes], enabled: Sequence[str] = ()) -> list[str]:
+    """The presets whose noise these (HTML) pages carry, leaving out those already on."""
+    found = []
+    for name, rule in PRESETS.items():
+        if name in enabled or ".html" not in rule.suffixes:
+            continue
+        if any(rule.literal in page and rule.pattern.search(page) for page in pages):
+            found.append(name)
+    return found
+
+
+def sampled_pages(site_dir: Path, paths: Iterable[str], limit: int = 20) -> list[bytes]:
+    """Up to `limit` HTML pages of a built site, the home page first: enough to tell which
+    presets' noise a site carries (plugins stamp every page alike)."""
+    pages = sorted(
+        (p for p in paths if p.endswith((".html", ".htm"))), key=lambda p: (p != "index.html", p)
+    )
+    found = []
+    for path in pages[:limit]:
+        try:
+            found.append((site_dir / path).read_bytes())
+        except OSError:
+            continue
+    return found
+
+
+@dataclass(frozen=True)
+class Hashing:
+    """What decides a manifest's hashes besides the bytes: the files left out (`exclude`) and
+    the noise stripped (`ignore_changes`). Two manifests compare like with like only when
+    their fingerprints agree."""
+
+    exclude: tuple[str, ...] = ()
+    ignore_changes: tuple[str, ...] = ()
+
+    def fingerprint(self) -> str:
+        # A preset counts by what it strips, so a preset changed by an upgrade counts too.
+        stripped = [
+            [rule.pattern.pattern.decode("utf-8", "replace"), list(rule.suffixes)]
+            for rule in compile_patterns(self.ignore_changes)
+        ]
+        data = {"exclude": list(self.exclude), "ignore_changes": stripped}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "exclude": list(self.exclude),
+            "ignore_changes": list(self.ignore_changes),
+            "fingerprint": self.fingerprint(),
+        }
 
 
 def make_normalizer(entries: Sequence[str]) -> Normalizer | None:

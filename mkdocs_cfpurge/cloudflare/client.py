@@ -36,6 +36,7 @@ from mkdocs_cfpurge.errors import (
 )
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.bodies import Body, batches, check_body, purge_type
+from mkdocs_cfpurge.plan.cacherules import PHASE, CacheRuleset
 from mkdocs_cfpurge.settings import Credentials, check_api_base, is_loopback
 
 MAX_RETRY_AFTER = 300.0
@@ -270,6 +271,23 @@ class CloudflareClient:
                 "create one in the Cloudflare dashboard: My Profile → API Tokens → Create Token, "
                 "with Zone → Cache Purge (and Zone → Zone → Read) on this zone. Nothing was purged",
             )
+
+    def get_cache_rules(self) -> CacheRuleset | None:
+        """The zone's Cache Rules (the `http_request_cache_settings` phase's entrypoint
+        ruleset), or None when the zone has none (404). A token without Cache Rules Read gets
+        PurgeFailed with status 403."""
+        what = "reading the zone's cache rules"
+        path = f"zones/{self.zone_id}/rulesets/phases/{PHASE}/entrypoint"
+        response = self._request("GET", path, what)
+        if response.status_code == 404:
+            return None
+        envelope = self._envelope(response)
+        if response.is_success and envelope is not None and envelope.success:
+            try:
+                return CacheRuleset.model_validate(envelope.result)
+            except ValidationError:
+                raise PurgeFailed(f"{what}: the answer is not a ruleset") from None
+        raise self._api_error(what, response.status_code, envelope, response.text)
 
     def purge(self, body: Body) -> str | None:
         """Send one body; return Cloudflare's purge id."""

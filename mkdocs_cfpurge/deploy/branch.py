@@ -25,6 +25,7 @@ from mkdocs_cfpurge.deploy import git
 from mkdocs_cfpurge.deploy.origin import OriginWait
 from mkdocs_cfpurge.deploy.tree import served_hashes, tree_blobs, tree_manifest
 from mkdocs_cfpurge.errors import UsageError
+from mkdocs_cfpurge.freshness import hashing_of
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.changes import Status
 from mkdocs_cfpurge.plan.plan import PurgePlan
@@ -92,8 +93,9 @@ def purge_branch(
     normalize = make_normalizer(settings.ignore_changes)
     site_url = str(settings.site)
 
+    hashing = hashing_of(settings).to_dict()
     head = tree_blobs(repo, commit, settings.exclude)
-    new = Manifest(site_url=site_url, files=served_hashes(repo, head, normalize))
+    new = Manifest(site_url=site_url, files=served_hashes(repo, head, normalize), hashing=hashing)
     baseline = None
     if since is not None:
         base_commit = git.rev(repo, since)
@@ -102,6 +104,7 @@ def purge_branch(
         baseline = tree_manifest(
             repo, base_commit, site_url, exclude=settings.exclude, normalize=normalize
         )
+        baseline.hashing = hashing  # hashed here, with this run's options
     ready = None
     if settings.wait_for_origin:
         probe = choose_probe(pipeline.preview(settings, new, baseline), head)

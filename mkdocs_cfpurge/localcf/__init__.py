@@ -23,6 +23,7 @@ from mkdocs_cfpurge.localcf.api import ApiServer, RateLimiter, ZoneSettings, pla
 from mkdocs_cfpurge.localcf.base import PurgeRecord
 from mkdocs_cfpurge.localcf.edge import CacheTags, EdgeResponse, EdgeServer, make_origin
 from mkdocs_cfpurge.localcf.faults import Fault, FaultQueue
+from mkdocs_cfpurge.localcf.rules import EdgeRules
 
 __all__ = ["EdgeResponse", "LocalCloudflare", "PurgeRecord", "run_local_server"]
 
@@ -40,6 +41,9 @@ class LocalCloudflare:
     `cache_tags(path)` adds Cache-Tag values to edge responses for a raw request path.
     `clock` drives the rate-limit buckets, so a test can hold time still.
     `on_purge` runs for each accepted purge, in the request's thread, before the answer.
+    `cache_rules` is the zone's `http_request_cache_settings` entrypoint ruleset, as the API
+    returns it (its `result`): the API serves it and the edge applies it (eligibility, cache
+    keys, purges a rule cannot match); `cache_rules_readable=False` answers its read with 403.
     """
 
     def __init__(
@@ -60,6 +64,8 @@ class LocalCloudflare:
         cache_tags: CacheTags | None = None,
         clock: Callable[[], float] | None = None,
         on_purge: Callable[[PurgeRecord], None] | None = None,
+        cache_rules: Mapping[str, Any] | None = None,
+        cache_rules_readable: bool = True,
     ) -> None:
         if (api_email is None) != (api_key is None):
             raise ValueError("api_email and api_key go together")
@@ -76,7 +82,11 @@ class LocalCloudflare:
             plan=plan,
             max_files_per_request=max_files_per_request or limits.files_per_request,
             zone_readable=zone_readable,
+            cache_rules=dict(cache_rules) if cache_rules is not None else None,
+            cache_rules_readable=cache_rules_readable,
         )
+        # Read now: an expression the edge cannot apply fails here, not on the first request.
+        self._rules = EdgeRules(cache_rules) if cache_rules is not None else None
         self._limiter = RateLimiter(plan, enabled=rate_limit, clock=clock or time.monotonic)
         self._faults = FaultQueue()
         # Built now, not in start(): a bad origin should fail at construction, like a bad plan.
@@ -111,6 +121,7 @@ class LocalCloudflare:
                     zone_name=self._settings.zone_name,
                     origin=self._origin,
                     cache_tags=self._cache_tags,
+                    rules=self._rules,
                 )
             except BaseException:
                 self._api.server_close()

@@ -58,6 +58,9 @@ SECRET_HEADERS = frozenset({"authorization", "x-auth-key", "x-auth-user-service-
 
 _ZONE_ID = re.compile(r"[0-9a-fA-F]{32}")
 _ZONE_PATH = re.compile(r"/zones/([^/]+)(?:/(purge_cache|invalidate_cache))?")
+_CACHE_RULES_PATH = re.compile(
+    r"/zones/([^/]+)/rulesets/phases/http_request_cache_settings/entrypoint"
+)
 _PURGE_PATH = re.compile(API_PREFIX + r"/zones/[^/]+/(?:purge|invalidate)_cache")
 _BEARER = re.compile(r"Bearer +(\S+)")
 _HOSTNAME = re.compile(r"[^\s/:?#]+")
@@ -220,6 +223,10 @@ class ZoneSettings:
     plan: str
     max_files_per_request: int
     zone_readable: bool
+    # The `http_request_cache_settings` entrypoint ruleset (None: the zone has none), and
+    # whether the token may read it (Cache Rules Read).
+    cache_rules: dict[str, Any] | None = None
+    cache_rules_readable: bool = True
 
     @property
     def open(self) -> bool:
@@ -387,6 +394,9 @@ class ApiHandler(QuietHandler):
         if self.command == "GET" and route == "/zones":
             self._admit()
             return self._list_zones()
+        rules_match = _CACHE_RULES_PATH.fullmatch(route)
+        if rules_match is not None and self.command == "GET":
+            return self._cache_rules(rules_match.group(1))
         match = _ZONE_PATH.fullmatch(route)
         if match is None:
             raise no_route
@@ -404,6 +414,27 @@ class ApiHandler(QuietHandler):
                 raise ApiError(403, 9109, "Unauthorized to access requested resource")
             return Reply(200, envelope(self._zone()))
         return self._purge(cast(PurgeMethod, action), raw)
+
+    def _cache_rules(self, zone_id: str) -> Reply:
+        settings = self.server.settings
+        wrong_zone = "Could not route to the zone, perhaps your object identifier is invalid?"
+        if not _ZONE_ID.fullmatch(zone_id):
+            raise ApiError(400, 7003, wrong_zone)
+        self._admit()
+        if zone_id != settings.zone_id:
+            raise ApiError(404, 7003, wrong_zone)
+        if not settings.cache_rules_readable:
+            # What a token without the Cache Rules Read permission gets.
+            raise ApiError(403, 10000, "Authentication error")
+        if settings.cache_rules is None:
+            # A zone that never had a cache rule has no entrypoint ruleset in the phase (the code
+            # is this server's choice: clients go by the 404).
+            raise ApiError(
+                404,
+                10003,
+                "could not find entrypoint ruleset in the http_request_cache_settings phase",
+            )
+        return Reply(200, envelope(settings.cache_rules))
 
     def _bearer_token(self) -> str | None:
         header = self.headers.get("Authorization")

@@ -19,6 +19,7 @@ from typing import IO, Protocol
 from urllib.parse import unquote, urlsplit
 
 from mkdocs_cfpurge.localcf.base import PurgeRecord, QuietHandler, QuietServer
+from mkdocs_cfpurge.localcf.rules import EdgeRules, url_parts
 
 # Request headers a custom cache key may include; `files` purges name them to pick a variant.
 VARY_HEADERS = frozenset({"cf-device-type", "cf-ipcountry", "accept-language"})
@@ -60,6 +61,9 @@ class CacheKey:
     path: str
     query: str
     variant: frozenset[tuple[str, str]] = frozenset()
+    # With cache rules: the rules that shaped how the entry is cached. A purge request (method
+    # PURGE) that those rules do not match gets another key, and so finds nothing.
+    rules: frozenset[str] = frozenset()
 
 
 def variant(headers: Iterable[tuple[str, str]]) -> frozenset[tuple[str, str]]:
@@ -87,12 +91,16 @@ class Cached:
     tags: frozenset[str]  # lower-case: tag purges are case-insensitive
 
 
-def _matcher(record: PurgeRecord) -> Callable[[CacheKey, Cached], bool]:
+# The key a `files` purge entry (a URL and the headers sent with it) looks up; None: nothing.
+FileKey = Callable[[str, Iterable[tuple[str, str]]], "CacheKey | None"]
+
+
+def _matcher(record: PurgeRecord, file_key: FileKey) -> Callable[[CacheKey, Cached], bool]:
     if record.kind == "purge_everything":
         return lambda key, cached: True
     if record.kind == "files":
         keys = {
-            key_for_url(item) if isinstance(item, str) else key_for_url(*item)
+            file_key(item, ()) if isinstance(item, str) else file_key(*item)
             for item in record.items
         }
         return lambda key, cached: key in keys
@@ -114,7 +122,8 @@ def _matcher(record: PurgeRecord) -> Callable[[CacheKey, Cached], bool]:
 class EdgeCache:
     """Cached responses by key; invalidated entries stay but must be revalidated."""
 
-    def __init__(self) -> None:
+    def __init__(self, file_key: FileKey = key_for_url) -> None:
+        self.file_key = file_key
         self._entries: dict[CacheKey, Cached] = {}
         self._stale: set[CacheKey] = set()
         self._lock = threading.Lock()
@@ -130,7 +139,7 @@ class EdgeCache:
 
     def apply(self, record: PurgeRecord) -> int:
         """Delete (purge_cache) or mark stale (invalidate_cache) what the record matches."""
-        matches = _matcher(record)
+        matches = _matcher(record, self.file_key)
         with self._lock:
             hit = [key for key, cached in self._entries.items() if matches(key, cached)]
             if record.method == "invalidate_cache":
@@ -258,11 +267,13 @@ class EdgeServer(QuietServer):
         zone_name: str,
         origin: Origin,
         cache_tags: CacheTags | None,
+        rules: EdgeRules | None = None,
     ) -> None:
         self.zone_name = zone_name.lower()
         self.origin = origin
         self.cache_tags = cache_tags
-        self.cache = EdgeCache()
+        self.rules = rules
+        self.cache = EdgeCache(self._purge_key if rules is not None else key_for_url)
         self._lock = threading.Lock()
         self._log: list[dict[str, object]] = []
         super().__init__(address, EdgeHandler)
@@ -296,7 +307,12 @@ class EdgeServer(QuietServer):
             # What Cloudflare shows for a hostname with no DNS record in the zone.
             return _error(530, "error code: 1001")
         path, _, query = target.partition("?")
-        key = CacheKey(scheme, host, path, query, variant(headers))
+        key = self._key(scheme, host, path, query, headers, "GET")
+        if key is None:  # not eligible for cache under the zone's rules
+            fetched = self.origin.fetch(path, query)
+            if fetched is None:
+                return _error(521, "error code: 521")
+            return _answer(self._to_cached(fetched, path).response, "DYNAMIC")
         cached, stale = self.cache.lookup(key)
         if cached is not None and not stale:
             return _answer(cached.response, "HIT")
@@ -308,6 +324,28 @@ class EdgeServer(QuietServer):
             return _answer(fresh.response, "DYNAMIC")
         self.cache.store(key, fresh)
         return _answer(fresh.response, "EXPIRED" if cached is not None else "MISS")
+
+    def _key(
+        self,
+        scheme: str,
+        host: str,
+        path: str,
+        query: str,
+        headers: Iterable[tuple[str, str]],
+        method: str,
+    ) -> CacheKey | None:
+        """The cache key of a request; None when the zone's rules leave it uncached. Without
+        rules, every response is cached, keyed by URL and the custom-key headers sent."""
+        if self.rules is None:
+            return CacheKey(scheme, host, path, query, variant(headers))
+        keying = self.rules.keying(scheme, host, path, query, headers, method)
+        if not keying.eligible:
+            return None
+        return CacheKey(scheme, host, path, keying.query, keying.variant, keying.rules)
+
+    def _purge_key(self, url: str, headers: Iterable[tuple[str, str]]) -> CacheKey | None:
+        # Cloudflare looks a `files` entry up as a request with its internal PURGE method.
+        return self._key(*url_parts(url), headers, "PURGE")
 
     def _to_cached(self, fetched: OriginResponse, path: str) -> Cached:
         tags = [

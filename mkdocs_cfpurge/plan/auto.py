@@ -89,6 +89,12 @@ def _path_count(path: str) -> int:
     return variants if _ENCODED_TWO_WAYS.isdisjoint(path) else 2 * variants
 
 
+def url_count(mapper: UrlMapper, path: str) -> int:
+    """len(mapper.urls(path)) plus its cache-key variants, without percent-encoding anything."""
+    per_file = len(mapper.hosts) * len(mapper.schemes) * (1 + len(mapper.cache_key_headers))
+    return per_file * _path_count(path)
+
+
 # Below this many changed URLs, exact URLs are cheap enough that no folder is worth a look.
 PREFIX_WORTHWHILE_URLS = 300
 
@@ -134,6 +140,8 @@ def choose(
     loose_urls: int,
     budget: Budget,
     max_files: int,
+    required: Sequence[str] = (),
+    fixed_prefixes: int = 0,
 ) -> AutoChoice:
     """Pick prefix folders (or purge_everything) for a purge that is exact where it can be and
     fits the time budget.
@@ -143,6 +151,9 @@ def choose(
     not fit, folders with some unchanged URLs (at most `max_collateral`), best ratio first. A
     folder is only taken when it shortens the purge. `changed` are the changed file paths;
     `loose_urls` counts URLs no folder can cover (extra URLs, slashless folder variants).
+    `required` folders are prefixes the purge needs whatever it costs (query variants): they
+    are taken first, and a parent folder may replace several of them. `fixed_prefixes` counts
+    prefixes sent besides the folders (per host already).
     """
     limits, plan_name = budget.limits, budget.plan_name
     max_seconds, max_collateral = budget.max_seconds, budget.max_collateral
@@ -152,10 +163,10 @@ def choose(
     choice = AutoChoice()
 
     def seconds(urls: int, folders: int, whole_requests: bool = True) -> float:
-        prefixes = folders * len(mapper.hosts)
+        prefixes = folders * len(mapper.hosts) + fixed_prefixes
         return estimate_seconds(urls, prefixes, limits, max_files, whole_requests=whole_requests)
 
-    if remaining < PREFIX_WORTHWHILE_URLS and seconds(remaining, 0) <= max_seconds:
+    if not required and remaining < PREFIX_WORTHWHILE_URLS and seconds(remaining, 0) <= max_seconds:
         return choice  # the common case: no need to look at the unchanged files at all
     counts: dict[str, list[int]] = {}  # folder -> [changed URLs, unchanged URLs]
     for path in (*changed_set, *(p for p in all_files if p not in changed_set)):
@@ -167,6 +178,10 @@ def choose(
                 entry = counts[folder] = [0, 0]
             entry[slot] += weight
     picks = _Picks(counts, remaining)
+    for folder in required:
+        counts.setdefault(folder, [0, 0])
+        if not picks.covered(folder):
+            picks.add(folder, picks.trial(folder)[0])
 
     def consider(folders: Iterable[str], stop_when_fits: bool) -> None:
         now = seconds(picks.remaining, len(picks.ordered), whole_requests=False)
@@ -203,8 +218,9 @@ def choose(
                 "unchanged_urls": counts[f][1],
             }
             for f in choice.folders
+            if f not in required  # recorded with the reason they were needed
         ]
-        if choice.folders:
+        if choice.decisions:
             choice.notes.append(
                 f"auto: {len(choice.folders)} folder prefix(es) and {picks.remaining} URL(s), "
                 f"about {needed:.0f}s on the {plan_name} plan (budget {max_seconds:.0f}s)"

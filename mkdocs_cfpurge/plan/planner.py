@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import posixpath
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from mkdocs_cfpurge.cloudflare.limits import (
     MAX_ITEMS_PER_FLEX_REQUEST,
@@ -20,6 +20,7 @@ from mkdocs_cfpurge.plan.bodies import Body, batches
 from mkdocs_cfpurge.plan.changes import Change, Reason, Status
 from mkdocs_cfpurge.plan.plan import PlannedChange, PurgePlan
 from mkdocs_cfpurge.plan.urls import UrlMapper, ancestors
+from mkdocs_cfpurge.plan.variants import PageVariants, is_page, page_variants
 
 
 def file_bodies(urls: Sequence[str], mapper: UrlMapper, max_files: int) -> list[Body]:
@@ -97,11 +98,14 @@ def build_plan(
     old_files: Collection[str] = (),
     new_files: Collection[str] = (),
     budget: Budget | None = None,
+    query_variants: Callable[[str], bool] | None = None,
 ) -> PurgePlan:
     """Turn changed files into request bodies with the chosen strategy.
 
     `old_files` and `new_files` (the two manifests' paths) reveal folders that appeared or
     disappeared, and let `auto` count the unchanged URLs a prefix would take down.
+    `query_variants(page)` says whether a changed page's query-string variants must go too: a
+    prefix at its own path then covers it, whatever the strategy (no URL reaches them).
     """
     planned = [
         PlannedChange(c.path, c.status, c.reason, tuple(mapper.urls(c.path)), c.detail)
@@ -113,21 +117,45 @@ def build_plan(
     if not planned:
         return plan
     extra = list(extra_urls)
+    variants = PageVariants()
+    if query_variants is not None and strategy != "everything":
+        variants = page_variants(
+            [c.path for c in planned if not c.is_folder and is_page(c.path)],
+            mapper,
+            files=set(old_files) | set(new_files),
+            changed={c.path for c in planned},
+            needed=query_variants,
+        )
+        plan.decisions += variants.decisions
+        plan.notes += variants.notes
     if strategy == "everything":
         plan.requests = [{"purge_everything": True}]
+    elif variants.whole_site:
+        plan.requests = _prefix_bodies(planned, mapper, max_files_per_request, extra, plan, [""])
     elif strategy == "prefixes":
         folders = collapse_folders(
-            posixpath.dirname(change.path)
-            for change in planned
-            if "/" in change.path and not change.is_folder
+            [
+                *(
+                    posixpath.dirname(change.path)
+                    for change in planned
+                    if "/" in change.path and not change.is_folder
+                ),
+                *variants.folders,
+            ]
         )
-        plan.requests = _prefix_bodies(planned, mapper, max_files_per_request, extra, plan, folders)
+        plan.requests = _prefix_bodies(
+            planned, mapper, max_files_per_request, extra, plan, folders, variants.files
+        )
+    elif strategy == "files" and (variants.folders or variants.files):
+        plan.requests = _prefix_bodies(
+            planned, mapper, max_files_per_request, extra, plan, variants.folders, variants.files
+        )
     elif strategy == "files":
         urls = _unique([url for change in planned for url in change.urls] + extra)
         plan.requests = file_bodies(urls, mapper, max_files_per_request)
     elif strategy == "auto":
         budget = budget or Budget()
-        file_paths = [c.path for c in planned if not c.is_folder]
+        file_paths = [c.path for c in planned if not c.is_folder and c.path not in variants.files]
         loose = sum(len(c.urls) for c in planned if c.is_folder) + len(extra)
         choice = choose(
             file_paths,
@@ -136,14 +164,16 @@ def build_plan(
             loose_urls=loose,
             budget=budget,
             max_files=max_files_per_request,
+            required=variants.folders,
+            fixed_prefixes=sum(len(mapper.file_prefixes(path)) for path in variants.files),
         )
         plan.notes += choice.notes
-        plan.decisions = choice.decisions
+        plan.decisions += choice.decisions
         if choice.everything:
             plan.requests = [{"purge_everything": True}]
         else:
             plan.requests = _prefix_bodies(
-                planned, mapper, max_files_per_request, extra, plan, choice.folders
+                planned, mapper, max_files_per_request, extra, plan, choice.folders, variants.files
             )
     else:
         raise ConfigError("strategy", f"unknown strategy {strategy!r}")
@@ -162,7 +192,8 @@ def collapse_folders(folders: Iterable[str]) -> list[str]:
 
 
 def _inside(folder: str, parents: set[str]) -> bool:
-    return folder in parents or any(p in parents for p in ancestors(folder))
+    # '' is the site root: every folder lies inside it.
+    return folder in parents or "" in parents or any(p in parents for p in ancestors(folder))
 
 
 def _prefix_bodies(
@@ -172,11 +203,14 @@ def _prefix_bodies(
     extra_urls: Sequence[str],
     plan: PurgePlan,
     folders: Sequence[str],
+    file_prefixes: Sequence[str] = (),
 ) -> list[Body]:
     """Each folder becomes a prefix; changes outside every folder stay `files`.
 
     A prefix of the site's top folder would be the whole site, so top-level files (index.html,
-    sitemap.xml, 404.html) are purged by URL instead.
+    sitemap.xml, 404.html) are purged by URL instead, unless the folders hold the root ('',
+    for the home page's query variants). `file_prefixes` are files purged by a prefix at their
+    own path (their query variants).
     """
     prefixes: list[str] = []
     too_deep: set[str] = set()
@@ -192,11 +226,16 @@ def _prefix_bodies(
             "separators per prefix; their files are purged by URL"
         )
     covered = set(folders) - too_deep
+    singles = set(file_prefixes)
+    for path in file_prefixes:
+        prefixes += mapper.file_prefixes(path)
     loose = [
         url
         for change in planned
-        # A folder change (`X/`) stands for its slashless URL, which no prefix `X/` covers.
-        if change.is_folder or not _inside(posixpath.dirname(change.path), covered)
+        # A folder change (`X/`) stands for its slashless URL, which no prefix `X/` covers;
+        # the root's prefix covers everything.
+        if (change.is_folder and "" not in covered)
+        or not (change.path in singles or _inside(posixpath.dirname(change.path), covered))
         for url in change.urls
     ]
     urls = _unique(loose + list(extra_urls))

@@ -160,6 +160,15 @@ class UrlMapper:
             for encoded in path_encodings(folder)
         ]
 
+    def file_prefixes(self, file_path: str) -> list[str]:
+        """Cloudflare prefixes at a file's own path (`host/about.html`): every query-string
+        variant of that one URL."""
+        return [
+            f"{host}{self.site.path}{encoded}"
+            for host in self.hosts
+            for encoded in path_encodings(file_path)
+        ]
+
     def prefixes(self, folder: str) -> list[str]:
         """Cloudflare prefixes (host + path, no scheme, ending in '/') for a site folder."""
         if not folder:
