@@ -3,8 +3,10 @@
 Builds this project's documentation (example-site/) twice with the cfpurge plugin, a page edited
 in between, against the bundled Cloudflare-compatible server on 127.0.0.1 with its edge cache in
 front of the built site, and shows the plan, the purge and, through the edge, that the changed
-page is fresh while unchanged pages stay cached. Works on a temporary copy: the repository is
-left as it is.
+page is fresh while unchanged pages stay cached. Works on a temporary copy, deleted at the end:
+the repository is left as it is. Exits 1 if the changed page is still stale after the purge.
+
+Headings are bold on a terminal only, and never when NO_COLOR is set (https://no-color.org).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TextIO
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
 
@@ -26,8 +30,16 @@ CHANGED_URL = "https://docs.example.com/guide/options/"
 UNCHANGED_URL = "https://docs.example.com/how-it-works/"
 
 
+def use_colour(stream: TextIO, env: Mapping[str, str]) -> bool:
+    """Escape codes only for a terminal, and only if NO_COLOR is unset or empty."""
+    return not env.get("NO_COLOR") and stream.isatty()
+
+
 def say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    line = f"== {text}"
+    if use_colour(sys.stdout, os.environ):
+        line = f"\033[1m{line}\033[0m"
+    print(f"\n{line}", flush=True)
 
 
 def build(work: Path, cf: LocalCloudflare) -> None:
@@ -45,10 +57,13 @@ def build(work: Path, cf: LocalCloudflare) -> None:
     )
 
 
-def show(cf: LocalCloudflare, url: str, expect: str | None = None) -> None:
+def show(cf: LocalCloudflare, url: str, expect: str | None = None) -> bool:
+    """Fetch `url` through the edge; False if it should hold `expect` and does not."""
     answer = cf.edge_fetch(url)
-    fresh = "" if expect is None else (" fresh" if expect in answer.body.decode() else " STALE")
-    print(f"  GET {url} -> {answer.status} CF-Cache-Status: {answer.cache_status}{fresh}")
+    fresh = expect is None or expect in answer.body.decode()
+    said = "" if expect is None else (" fresh" if fresh else " STALE")
+    print(f"  GET {url} -> {answer.status} CF-Cache-Status: {answer.cache_status}{said}")
+    return fresh
 
 
 def main() -> int:
@@ -82,12 +97,15 @@ def main() -> int:
                 for item in record.items[:6]:
                     print(f"    {item}")
             say("Through the edge after the purge")
-            show(cf, CHANGED_URL, expect="this line is new")
+            fresh = show(cf, CHANGED_URL, expect="this line is new")
             show(cf, UNCHANGED_URL)
-            plan_file = work / ".cache/plugin/cfpurge/plan.json"
-            print(f"\nThe plan (exact request bodies) was written to {plan_file.name}:")
-            print(plan_file.read_text())
-    return 0
+            plan_file = Path(".cache/plugin/cfpurge/plan.json")
+            print(
+                f"\nThe plan (the exact request bodies), which the plugin wrote to {plan_file} in "
+                "the demo's temporary copy (deleted when the demo ends):"
+            )
+            print((work / plan_file).read_text())
+    return 0 if fresh else 1
 
 
 if __name__ == "__main__":

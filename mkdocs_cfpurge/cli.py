@@ -108,11 +108,10 @@ def model_options(*groups: str, defaults: Mapping[str, Any] = CLI_DEFAULTS) -> C
     return decorate
 
 
-def site_url_option(required: bool) -> Callable[[F], F]:
+def site_url_option(required: bool, default_note: str = "") -> Callable[[F], F]:
+    text = "Public base URL of the site (mkdocs.yml's site_url), e.g. https://docs.example.com/."
     return click.option(
-        "--site-url",
-        required=required,
-        help="Public base URL of the site (mkdocs.yml's site_url), e.g. https://docs.example.com/.",
+        "--site-url", required=required, help=f"{text} {default_note}" if default_note else text
     )
 
 
@@ -149,7 +148,7 @@ def _site_dir(value: Path) -> Path:
 
 @click.group()
 @click.version_option(package_name="mkdocs-cfpurge")
-@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors. [default: off]")
 @click.pass_context
 def cli(ctx: click.Context, quiet: bool) -> None:
     """Purge exactly what changed in a built site from Cloudflare's cache."""
@@ -168,11 +167,18 @@ def cli(ctx: click.Context, quiet: bool) -> None:
     ctx.call_on_close(restore)
 
 
-@cli.command()
+@cli.command(short_help="Show what a deploy of SITE_DIR would purge.")
 @click.argument("site_dir", type=click.Path(path_type=Path))
 @site_url_option(required=True)
 @model_options(*PLANNING)
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="How the plan is printed: a summary, the plan's JSON, or Markdown.",
+)
 def plan(site_dir: Path, site_url: str, fmt: str, **kw: Any) -> None:
     """Show what a deploy of SITE_DIR would purge (reads state, changes nothing)."""
     settings = make_settings(site_url, **kw)
@@ -188,7 +194,7 @@ def plan(site_dir: Path, site_url: str, fmt: str, **kw: Any) -> None:
         click.echo(text_summary(the_plan, dry_run=True))
 
 
-@cli.command()
+@cli.command(short_help="Record SITE_DIR as the baseline the origin serves.")
 @click.argument("site_dir", type=click.Path(path_type=Path))
 @site_url_option(required=True)
 @model_options("hashing")
@@ -205,7 +211,7 @@ def manifest(site_dir: Path, site_url: str, out: Path, **kw: Any) -> None:
     click.echo(f"manifest of {len(built.files)} files written to {out}")
 
 
-@cli.command()
+@cli.command(short_help="Write the build marker into SITE_DIR before deploying.")
 @click.argument("site_dir", type=click.Path(path_type=Path))
 @site_url_option(required=True)
 @model_options("hashing")
@@ -216,11 +222,17 @@ def mark(site_dir: Path, site_url: str, **kw: Any) -> None:
     click.echo(f"{path} written (digest {built.digest()[:12]})")
 
 
-@cli.command()
+@cli.command(short_help="Purge what SITE_DIR changed, a saved plan, or what is owed.")
 @click.argument("site_dir", type=click.Path(path_type=Path), required=False)
-@site_url_option(required=False)
+@site_url_option(required=False, default_note="[default: the saved plan's, or pending.json's]")
 @model_options(*PURGING)
-@click.option("--plan", "saved_plan", type=click.Path(path_type=Path), help="Send this saved plan.")
+@click.option(
+    "--plan",
+    "saved_plan",
+    type=click.Path(path_type=Path),
+    help="Send this saved plan (the JSON `plan --out` writes) as it is, instead of SITE_DIR's "
+    "changes. [default: none]",
+)
 def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, **kw: Any) -> None:
     """Purge what changed in SITE_DIR (or a saved --plan, or what is pending), then commit."""
     saved = PurgePlan.load(saved_plan) if saved_plan is not None else None
@@ -247,7 +259,7 @@ def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, 
         click.echo(result.plan.to_json().decode(), nl=False)
 
 
-@cli.command()
+@cli.command(short_help="Purge each deploy that lands in SITE_DIR, until stopped.")
 @click.argument("site_dir", type=click.Path(path_type=Path))
 @site_url_option(required=True)
 @model_options(*PLANNING, "cloudflare", "verify")
@@ -261,7 +273,7 @@ def watch(site_dir: Path, site_url: str, quiet_period: float, **kw: Any) -> None
     run_watch(site_dir, make_settings(site_url, **kw), quiet_period=quiet_period)
 
 
-@cli.command("purge-branch")
+@cli.command("purge-branch", short_help="Purge what a deployed branch changed (mike, any tool).")
 @click.option(
     "--repo",
     type=click.Path(path_type=Path, file_okay=False, exists=True),
@@ -299,7 +311,7 @@ def purge_branch(
         click.echo(done.result.plan.to_json().decode(), nl=False)
 
 
-@cli.command("local-server")
+@cli.command("local-server", short_help="Run a local Cloudflare-compatible API and edge cache.")
 @click.option("--zone-id", default=LOCAL_ZONE_ID, show_default=True, help="The zone's id.")
 @click.option("--zone-name", default="example.com", show_default=True, help="The zone's name.")
 @click.option(
@@ -307,7 +319,8 @@ def purge_branch(
     envvar="CLOUDFLARE_API_TOKEN",
     default="local-test-token",
     show_default=True,
-    help="The API token the server accepts (variable CLOUDFLARE_API_TOKEN).",
+    help="The API token the server accepts (variable CLOUDFLARE_API_TOKEN; a token from the "
+    "variable is not printed).",
 )
 @click.option(
     "--plan",
@@ -317,7 +330,10 @@ def purge_branch(
     show_default=True,
     help="The Cloudflare plan whose limits the server enforces.",
 )
-@click.option("--origin", help="Folder or http://127.0.0.1 URL the edge caches in front of.")
+@click.option(
+    "--origin",
+    help="Folder or http://127.0.0.1 URL the edge caches in front of. [default: none: no edge]",
+)
 @click.option("--port", type=int, default=0, help="API port (default: any free port).")
 @click.option("--edge-port", type=int, default=0, help="Edge port (default: any free port).")
 @click.option(
@@ -331,12 +347,15 @@ def purge_branch(
     "cache_rules_file",
     type=click.Path(path_type=Path),
     help="The zone's Cache Rules: a JSON file holding the http_request_cache_settings ruleset "
-    "as the API returns it. The API serves it; the edge applies it.",
+    "as the API returns it. The API serves it; the edge applies it. [default: none]",
 )
 def local_server(
     token: str, cf_plan: str, origin: str | None, cache_rules_file: Path | None, **kw: Any
 ) -> None:
-    """Run the bundled Cloudflare-compatible API (and edge cache) on 127.0.0.1."""
+    """Run the bundled Cloudflare-compatible API (and edge cache) on 127.0.0.1.
+
+    Prints the API's base URL and the token it accepts, then one line per purge, until Ctrl-C.
+    """
     from mkdocs_cfpurge.localcf import run_local_server
     from mkdocs_cfpurge.localcf.rules import UnsupportedRule, read_ruleset
 
@@ -348,10 +367,16 @@ def local_server(
             raise UsageError(f"--cache-rules {str(cache_rules_file)!r}: {exc.strerror}") from None
         except (ValueError, UnsupportedRule) as exc:
             raise UsageError(f"--cache-rules {str(cache_rules_file)!r}: {exc}") from None
-    run_local_server(click.echo, api_token=token, plan=cf_plan, origin=served, **kw)
+    # A token from the environment may be a real one: say where it is, never what it is.
+    source = click.get_current_context().get_parameter_source("token")
+    from_env = source is click.core.ParameterSource.ENVIRONMENT
+    shown = "the value of CLOUDFLARE_API_TOKEN" if from_env else None
+    run_local_server(
+        click.echo, api_token=token, plan=cf_plan, origin=served, token_shown=shown, **kw
+    )
 
 
-@cli.command()
+@cli.command(short_help="Check through the CDN that purged URLs serve SITE_DIR.")
 @click.argument("site_dir", type=click.Path(path_type=Path), required=False)
 @click.option(
     "--plan",
@@ -364,18 +389,26 @@ def local_server(
     "--manifest",
     "manifest_file",
     type=click.Path(path_type=Path),
-    help="Take the expected hashes from this manifest instead of hashing SITE_DIR.",
+    help="Take the expected hashes from this manifest instead of hashing SITE_DIR. [default: none]",
 )
-@click.option("--site-url", help="Default: the plan's site_url.")
+@click.option("--site-url", help="Public base URL of the site. [default: the plan's site_url]")
 @model_options("hashing")
 @click.option(
     "--connect-to",
     help="Send every request to this http(s)://HOST:PORT with the public Host header "
     "(like curl --connect-to). Default: fetch the public URLs.",
 )
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Requests in flight at once.",
+)
 @seconds_option("--timeout", 10.0, "Seconds per request.")
-@click.option("-v", "--verbose", is_flag=True, help="List every URL, not only the stale ones.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="List every URL, not only the stale ones. [default: off]"
+)
 def verify(
     site_dir: Path | None,
     plan_file: Path,

@@ -5,7 +5,9 @@ Beside the manifest (default `.cache/plugin/cfpurge/manifest.json`):
 - `pending.json`: requests not yet confirmed by Cloudflare, and the manifest to commit once they
   are. It is written before the first request goes out, so a process killed mid-purge leaves it
   listing everything that might be owed; resending a confirmed purge is harmless, losing one is not;
-- `manifest.json.lock`: held (flock) for the whole run, released by the kernel if the process dies.
+- `manifest.json.lock`: held for the whole run through `filelock` (flock on Unix, msvcrt on
+  Windows: released by the OS if the process dies; a soft lock, the file's existence, where
+  neither exists).
 
 Both files are replaced atomically, so a kill at any moment leaves each either old or new.
 """
@@ -13,7 +15,6 @@ Both files are replaced atomically, so a kill at any moment leaves each either o
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
@@ -21,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import BaseFileLock, FileLock, Timeout
+
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
 from mkdocs_cfpurge.errors import PurgeFailed, UsageError
+from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 
 PENDING_VERSION = 1
@@ -48,26 +52,34 @@ class StateStore:
         self.lock_path = manifest_path.with_name(manifest_path.name + ".lock")
         self.site_url = site_url
         self.lock_timeout = lock_timeout
-        self._lock_fd: int | None = None
+        self._lock: BaseFileLock | None = None
 
     def __enter__(self) -> StateStore:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        # The store owns the lock, not a thread: thread_local=False.
+        lock = FileLock(self.lock_path, mode=0o644, thread_local=False)
         deadline = time.monotonic() + self.lock_timeout
+        told = False
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                lock.acquire(blocking=False)
                 break
-            except BlockingIOError:
+            except Timeout:
                 if time.monotonic() >= deadline:
-                    os.close(fd)
                     # Exit 1, not 2: nothing is wrong with the input, a retry later succeeds.
                     raise PurgeFailed(
                         f"another mkdocs-cfpurge run holds the lock {str(self.lock_path)!r} "
                         f"(waited {self.lock_timeout:.0f}s); let it finish, then run again",
                     ) from None
+                if not told:
+                    log.info(
+                        "cfpurge: another run holds the lock %s; waiting up to %.0fs",
+                        self.lock_path,
+                        self.lock_timeout,
+                    )
+                    told = True
                 time.sleep(0.1)
-        self._lock_fd = fd
+        self._lock = lock
         self._remove_stale_temp_files()
         return self
 
@@ -80,10 +92,9 @@ class StateStore:
                     leftover.unlink()
 
     def __exit__(self, *exc: object) -> None:
-        if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def load_manifest(self) -> Manifest | None:
         return load_manifest(self.manifest_path, self.site_url)

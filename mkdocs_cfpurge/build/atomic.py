@@ -23,6 +23,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
     # The rename itself must reach the disk too, or a crash could bring the old name back.
+    # Windows cannot open a folder as a file (nor fsync one); NTFS journals the rename itself.
+    if os.name == "nt":
+        return
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

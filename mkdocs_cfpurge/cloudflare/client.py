@@ -26,8 +26,14 @@ from mkdocs_cfpurge.cloudflare.limits import (
     PLAN_LIMITS,
     TokenBucket,
 )
-from mkdocs_cfpurge.cloudflare.wire import Envelope, Zone
-from mkdocs_cfpurge.errors import CfPurgeError, PurgeFailed, PurgeIncomplete, UsageError
+from mkdocs_cfpurge.cloudflare.wire import Envelope, TokenStatus, Zone
+from mkdocs_cfpurge.errors import (
+    CfPurgeError,
+    ConfigError,
+    PurgeFailed,
+    PurgeIncomplete,
+    UsageError,
+)
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.bodies import Body, batches, check_body, purge_type
 from mkdocs_cfpurge.plan.cacherules import PHASE, CacheRuleset
@@ -83,6 +89,7 @@ class CloudflareClient:
         self.max_files = max_files_per_request
         self.retry = retry or RetryPolicy()
         self._secrets = credentials.secrets()
+        self._token_auth = bool(credentials.api_token)
         self._sleep = sleep
         # Set (from any thread) to end purge_all() before its next request.
         self.stop_requested = threading.Event()
@@ -211,6 +218,10 @@ class CloudflareClient:
         try:
             zone = self.get_zone()
         except CfPurgeError as exc:
+            if exc.status in (401, 403):
+                # A wrong token and a token without Zone Read both end here: one more request
+                # tells them apart, so a wrong token is never reported as a permission problem.
+                self._refuse_an_invalid_token()
             if exc.status == 403:  # 9109 or 10000: the token lacks Zone Read
                 log.warning(
                     "cfpurge: the token may not read zone %s (add Zone → Zone Read to check "
@@ -225,6 +236,40 @@ class CloudflareClient:
             raise UsageError(
                 f"zone {self.zone_id} is {name!r}, which does not own host(s) "
                 f"{', '.join(foreign)}: check zone_id and hosts (nothing was purged)"
+            )
+
+    def verify_token(self) -> tuple[bool | None, str]:
+        """Whether Cloudflare accepts the API token (`GET /user/tokens/verify`), and what it said.
+
+        None when it cannot be told: legacy key credentials, or an answer that is no verdict.
+        """
+        if not self._token_auth:
+            return None, "legacy key credentials have no token to verify"
+        what = "verifying the API token"
+        try:
+            response = self._request("GET", "user/tokens/verify", what)
+        except CfPurgeError as exc:
+            return None, exc.message
+        envelope = self._envelope(response)
+        if response.is_success and envelope is not None and envelope.success:
+            try:
+                token = TokenStatus.model_validate(envelope.result)
+            except ValidationError:
+                return None, "no token status in the answer"
+            return token.status == "active", f"the token is {token.status}"
+        if response.status_code in (400, 401, 403) and envelope is not None:
+            details = "; ".join(f"{e.code}: {e.message}" for e in envelope.errors)
+            return False, self._redact(f"HTTP {response.status_code}, {details}")
+        return None, f"HTTP {response.status_code}"
+
+    def _refuse_an_invalid_token(self) -> None:
+        valid, said = self.verify_token()
+        if valid is False:
+            raise ConfigError(
+                "api_token",
+                f"Cloudflare does not accept this API token (GET /user/tokens/verify: {said}); "
+                "create one in the Cloudflare dashboard: My Profile → API Tokens → Create Token, "
+                "with Zone → Cache Purge (and Zone → Zone → Read) on this zone. Nothing was purged",
             )
 
     def get_cache_rules(self) -> CacheRuleset | None:

@@ -36,3 +36,11 @@ class Zone(BaseModel):
     id: str
     name: str
     status: str | None = None
+
+
+class TokenStatus(BaseModel):
+    """`GET /user/tokens/verify`'s result: the token's id and `status` (active, disabled,
+    expired)."""
+
+    id: str | None = None
+    status: str

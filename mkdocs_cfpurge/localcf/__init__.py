@@ -267,10 +267,14 @@ def describe(record: PurgeRecord) -> str:
     return f"{record.method}: {len(record.items)} {record.kind}"
 
 
-def run_local_server(echo: Callable[[str], None], **options: Any) -> None:
-    """Serve until Ctrl-C or SIGTERM, echoing the addresses and then one line per purge.
+def run_local_server(
+    echo: Callable[[str], None], *, token_shown: str | None = None, **options: Any
+) -> None:
+    """Serve until Ctrl-C or SIGTERM, echoing the addresses and the token it accepts, then one
+    line per purge.
 
     `options` are LocalCloudflare's (zone_id, zone_name, api_token, plan, origin, ports...).
+    `token_shown` is printed instead of the token (one read from the environment may be real).
     """
     stop = threading.Event()
     cf = LocalCloudflare(**options, on_purge=lambda record: echo(describe(record)))
@@ -284,7 +288,9 @@ def run_local_server(echo: Callable[[str], None], **options: Any) -> None:
     try:
         with cf:
             zone = f"zone {cf.zone_name}, id {cf.zone_id}, plan {cf.plan}"
-            echo(f"Cloudflare API: {cf.api_base} ({zone})")
+            token = options.get("api_token")
+            accepted = token_shown or (repr(token) if token else "any (no credentials set)")
+            echo(f"Cloudflare API: {cf.api_base} ({zone}); API token accepted: {accepted}")
             echo(f"Edge: {cf.edge_url}" if cf.edge_url else "Edge: off (no origin given)")
             # A timed wait: an untimed one would hold off KeyboardInterrupt on some platforms.
             while not stop.wait(0.5):

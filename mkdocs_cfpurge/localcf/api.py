@@ -502,19 +502,13 @@ class ApiHandler(QuietHandler):
 
     def _list_zones(self) -> Reply:
         settings = self.server.settings
-        wanted = parse_qs(urlsplit(self.path).query).get("name", [settings.zone_name])[0]
+        query = parse_qs(urlsplit(self.path).query)
         # A token without Zone Read sees an empty list rather than an error.
-        visible = settings.zone_readable and wanted.lower() == settings.zone_name.lower()
-        zones = [self._zone()] if visible else []
-        payload = envelope(zones)
-        payload["result_info"] = {
-            "page": 1,
-            "per_page": 20,
-            "count": len(zones),
-            "total_count": len(zones),
-            "total_pages": 1,
-        }
-        return Reply(200, payload)
+        zones = [self._zone()] if settings.zone_readable else []
+        if "name" in query:
+            zones = [z for z in zones if name_matches(query["name"][0], z["name"])]
+        page, per_page = page_params(query)
+        return Reply(200, paginated(zones, page, per_page))
 
     def _purge(self, method: PurgeMethod, raw: bytes) -> Reply:
         settings = self.server.settings
@@ -537,3 +531,62 @@ def _fault_error(fault: Fault) -> ApiError:
         seconds = fault.retry_after
         headers["Retry-After"] = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
     return ApiError(fault.status, code, message, headers=headers)
+
+
+# --- listing ----------------------------------------------------------------------------------
+
+PER_PAGE_DEFAULT, PER_PAGE_MIN, PER_PAGE_MAX = 20, 5, 50  # GET /zones, as the schema documents
+# Cloudflare's code for a page parameter out of range is not known: this one is a choice.
+CODE_BAD_PAGE = 1001
+_NAME_OPERATORS: dict[str, Callable[[str, str], bool]] = {
+    "equal": lambda wanted, name: name == wanted,
+    "not_equal": lambda wanted, name: name != wanted,
+    "starts_with": lambda wanted, name: name.startswith(wanted),
+    "ends_with": lambda wanted, name: name.endswith(wanted),
+    "contains": lambda wanted, name: wanted in name,
+}
+
+
+def name_matches(query: str, name: str) -> bool:
+    """`GET /zones?name=`: a name, or `OPERATOR:value` (equal, not_equal, starts_with,
+    ends_with, contains; a `_case_sensitive` suffix keeps the case, the others ignore it)."""
+    operator, colon, wanted = query.partition(":")
+    if not colon or operator.removesuffix("_case_sensitive") not in _NAME_OPERATORS:
+        operator, wanted = "equal", query
+    if operator.endswith("_case_sensitive"):
+        return _NAME_OPERATORS[operator.removesuffix("_case_sensitive")](wanted, name)
+    return _NAME_OPERATORS[operator](wanted.lower(), name.lower())
+
+
+def page_params(query: dict[str, list[str]]) -> tuple[int, int]:
+    """`page` (from 1) and `per_page` (5 to 50, default 20), or ApiError 400."""
+
+    def number(name: str, default: int, low: int, high: int) -> int:
+        raw = query.get(name, [str(default)])[0]
+        try:
+            value = int(raw)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise ApiError(400, CODE_BAD_PAGE, f"{name} must be a number from {low} to {high}")
+        return value
+
+    page = number("page", 1, 1, 2**31 - 1)
+    return page, number("per_page", PER_PAGE_DEFAULT, PER_PAGE_MIN, PER_PAGE_MAX)
+
+
+def paginated(items: list[Any], page: int, per_page: int) -> dict[str, Any]:
+    """One page of `items` in the envelope, with `result_info` as Cloudflare's v4 lists give it.
+
+    A page past the last is empty: clients (the official SDK among them) stop at an empty page.
+    """
+    chunk = items[(page - 1) * per_page : page * per_page]
+    payload = envelope(chunk)
+    payload["result_info"] = {
+        "page": page,
+        "per_page": per_page,
+        "count": len(chunk),
+        "total_count": len(items),
+        "total_pages": math.ceil(len(items) / per_page),
+    }
+    return payload
