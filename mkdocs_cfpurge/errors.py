@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 from typing import TYPE_CHECKING
+
+from mkdocs_cfpurge.redact import redact
 
 if TYPE_CHECKING:
     from mkdocs_cfpurge.plan.bodies import Body
@@ -23,6 +26,9 @@ class ExitCode(IntEnum):
 class CfPurgeError(Exception):
     """A failure a user can act on. The message names the option or file at fault.
 
+    The message is redacted (redact.py) when the error is made: whatever text from an answer, a
+    request or another exception it quotes, no credential (nor a piece of one) gets out in it.
+
     `exit_code` is stated by whoever raises it: there is no default, so no failure ends with a
     code nobody chose. `codes` and `status` carry Cloudflare's error codes and HTTP status when
     the API answered.
@@ -36,6 +42,7 @@ class CfPurgeError(Exception):
         codes: tuple[int, ...] = (),
         status: int | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
@@ -69,6 +76,19 @@ class PurgeFailed(CfPurgeError):
         self, message: str, *, codes: tuple[int, ...] = (), status: int | None = None
     ) -> None:
         super().__init__(message, exit_code=ExitCode.PURGE_FAILED, codes=codes, status=status)
+
+
+class WriteFailed(CfPurgeError):
+    """A file could not be written (disk full, no permission): exit 1, as nothing is wrong with
+    the input and a later run can succeed. The file keeps its old content; what is owed is kept."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        reason = error.strerror or str(error) or type(error).__name__
+        super().__init__(
+            f"cannot write {str(path)!r}: {reason}; the file was left as it was",
+            exit_code=ExitCode.PURGE_FAILED,
+        )
+        self.path = path
 
 
 class PurgeIncomplete(PurgeFailed):

@@ -11,7 +11,6 @@ it, so a value is accepted or refused the same way, with the same message naming
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,10 +23,12 @@ from pydantic.fields import FieldInfo
 
 from mkdocs_cfpurge.build.manifest import compile_excludes
 from mkdocs_cfpurge.build.noise import compile_patterns
+from mkdocs_cfpurge.build.safejson import parse_json
 from mkdocs_cfpurge.cloudflare.limits import DEFAULT_FILES_PER_REQUEST, MAX_FILES_PER_REQUEST
 from mkdocs_cfpurge.errors import ConfigError, UsageError
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper, parse_host
+from mkdocs_cfpurge.redact import register
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 DEFAULT_MANIFEST = ".cache/plugin/cfpurge/manifest.json"
@@ -509,6 +510,10 @@ class Credentials:
     api_email: str | None = None
     api_key: str | None = None
 
+    def __post_init__(self) -> None:
+        # From now on every error message and log record masks them (redact.py).
+        register(self.api_token, self.api_key)
+
     def headers(self) -> dict[str, str]:
         if self.api_token:
             return {"Authorization": f"Bearer {self.api_token}"}
@@ -626,7 +631,7 @@ def header_maps(values: Sequence[str], option: str = "cache_key_headers") -> lis
     maps = []
     for value in values:
         try:
-            maps.append(json.loads(value))
+            maps.append(parse_json(value))
         except ValueError:
             raise ConfigError(option, f"{value!r} is not a JSON object") from None
     return maps

@@ -23,6 +23,7 @@ from typing import Any
 
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
+from mkdocs_cfpurge.build.safejson import parse_json
 from mkdocs_cfpurge.errors import PurgeFailed, UsageError
 from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 
@@ -90,7 +91,7 @@ class StateStore:
 
     def load_pending(self) -> Pending:
         try:
-            data = json.loads(self.pending_path.read_bytes())
+            data = parse_json(self.pending_path.read_bytes())
         except FileNotFoundError:
             return Pending()
         except (OSError, ValueError) as exc:
@@ -141,7 +142,7 @@ class StateStore:
 def pending_site_url(manifest_path: Path) -> str | None:
     """The site_url recorded in the pending file beside a manifest, if any."""
     try:
-        data = json.loads(manifest_path.with_name("pending.json").read_bytes())
+        data = parse_json(manifest_path.with_name("pending.json").read_bytes())
         return str(data["site_url"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

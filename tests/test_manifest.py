@@ -17,7 +17,7 @@ from mkdocs_cfpurge.build.manifest import (
     build_manifest,
     load_manifest,
 )
-from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.errors import CfPurgeError, WriteFailed
 from tests.helpers import write_files
 
 SITE_URL = "https://example.com/docs/"
@@ -220,8 +220,9 @@ def test_failed_save_leaves_old_file_and_no_temp(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", fail)  # the os.replace atomic.py calls
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(WriteFailed, match="No space") as failed:
         Manifest(site_url=SITE_URL, files={}).save(path)
+    assert str(path) in str(failed.value) and failed.value.exit_code == 1
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["manifest.json"]
 

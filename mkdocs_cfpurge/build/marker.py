@@ -15,6 +15,7 @@ from typing import Any
 
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest
+from mkdocs_cfpurge.build.safejson import parse_json
 
 MARKER_NAME = "cfpurge-build.json"
 MARKER_VERSION = 1
@@ -43,7 +44,7 @@ class Marker:
     @classmethod
     def parse(cls, raw: bytes) -> Marker:
         """The marker in `raw`; ValueError when it is not one of this tool's markers."""
-        data: Any = json.loads(raw)
+        data: Any = parse_json(raw)
         if not isinstance(data, dict) or data.get("version") != MARKER_VERSION:
             raise ValueError(f"not a version {MARKER_VERSION} {MARKER_NAME}")
         manifest = Manifest.from_dict(

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mkdocs_cfpurge.build.safejson import parse_json
 from mkdocs_cfpurge.errors import UsageError
 from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 from mkdocs_cfpurge.plan.changes import Reason, Status
@@ -99,7 +100,7 @@ class PurgePlan:
     def load(cls, path: Path) -> PurgePlan:
         """Read a saved plan, refusing anything Cloudflare would reject."""
         try:
-            data = json.loads(path.read_bytes())
+            data = parse_json(path.read_bytes())
         except FileNotFoundError:
             raise UsageError(f"plan file {str(path)!r} does not exist") from None
         except (OSError, ValueError) as exc:
