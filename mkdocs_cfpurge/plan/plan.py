@@ -70,6 +70,8 @@ class PurgePlan:
     notes: list[str] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     version: int = PLAN_VERSION
+    # The file a saved plan was read from (for messages); never written into the plan.
+    source: str | None = field(default=None, compare=False)
 
     @property
     def is_empty(self) -> bool:
@@ -106,9 +108,12 @@ class PurgePlan:
         except (OSError, ValueError) as exc:
             raise UsageError(f"plan file {str(path)!r} is not valid JSON: {exc}") from None
         try:
-            return cls.from_dict(data)
+            plan = cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"plan file {str(path)!r} is invalid: {exc}") from None
+            problem = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
+            raise UsageError(f"plan file {str(path)!r} is invalid: {problem}") from None
+        plan.source = str(path)
+        return plan
 
     @classmethod
     def from_dict(cls, data: Any) -> PurgePlan:
