@@ -61,11 +61,15 @@ _ADVICE = {
 
 
 class ApiFailure(PurgeFailed):
-    """Cloudflare answered, and not with success: its errors as `details` ("code: message")."""
+    """Cloudflare answered, and not with success: its errors as `details` ("code: message"),
+    the first one's message as `reason` (or the start of an answer that is no envelope)."""
 
-    def __init__(self, message: str, *, codes: tuple[int, ...], status: int, details: str) -> None:
+    def __init__(
+        self, message: str, *, codes: tuple[int, ...], status: int, details: str, reason: str
+    ) -> None:
         super().__init__(message, codes=codes, status=status)
         self.details = redact(details)
+        self.reason = redact(reason)
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,8 @@ class CloudflareClient:
             message += f": {details}"
         if advice:
             message += f": {advice}"
-        return ApiFailure(message, codes=codes, status=status, details=details)
+        reason = envelope.errors[0].message if envelope and envelope.errors else details
+        return ApiFailure(message, codes=codes, status=status, details=details, reason=reason)
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -403,12 +408,10 @@ class CloudflareClient:
         if len(items) == 1:
             code = exc.codes[0] if exc.codes else None
             refusal = Refusal.model_validate(
-                {"kind": kind, "entry": items[0], "code": code, "message": exc.details}
+                {"kind": kind, "entry": items[0], "code": code, "message": exc.reason}
             )
             self.refused.append(refusal)
-            log.error(
-                "cfpurge: Cloudflare refused the %s; it is not sent again", refusal.describe()
-            )
+            log.error("cfpurge: Cloudflare refused the %s; not sent again", refusal.describe())
             return True
         half = math.ceil(len(items) / 2)
         log.warning(
