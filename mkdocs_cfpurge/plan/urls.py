@@ -146,11 +146,19 @@ class SiteUrl:
                 "is not set; set site_url in mkdocs.yml (or pass --site-url) to the "
                 "public address of the site, e.g. https://docs.example.com/",
             )
-        parts = urlsplit(value.strip())
+        if any(ord(c) < 32 or c == "\x7f" for c in value.strip()):
+            # urlsplit would drop tabs and newlines silently, turning "do\tcs" into "docs".
+            raise ConfigError(option, f"{value!r} holds a control character")
+        try:
+            parts = urlsplit(value.strip())
+        except ValueError as exc:  # a bracketed host that is no IPv6 address
+            raise ConfigError(option, f"{value!r} is not a valid URL ({exc})") from None
         try:
             port = parts.port
         except ValueError as exc:
             raise ConfigError(option, f"{value!r} has an invalid port ({exc})") from None
+        if port == 0:
+            raise ConfigError(option, f"{value!r} has an invalid port (0)")
         if parts.scheme not in ("http", "https"):
             raise ConfigError(option, f"{value!r} must start with https:// (or http://)")
         if not parts.hostname:
