@@ -360,7 +360,7 @@ def local_server(token: str, cf_plan: str, origin: str | None, **kw: Any) -> Non
     "(like curl --connect-to). Default: fetch the public URLs.",
 )
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
-@seconds_option("--timeout", 10.0, "Seconds per request.")
+@seconds_option("--timeout", 10.0, "Seconds per request, from connect to last byte.")
 @click.option("-v", "--verbose", is_flag=True, help="List every URL, not only the stale ones.")
 def verify(
     site_dir: Path | None,

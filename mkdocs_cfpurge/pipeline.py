@@ -453,12 +453,26 @@ def defer(settings: Settings, new: Manifest, baseline: Manifest | None = None) -
         state.save_pending(Pending(plan.requests, new, pending.refused))
     log.error(
         "cfpurge: the purge is kept as pending in %s; once the origin serves this build, send it "
-        "with: mkdocs-cfpurge purge --manifest %s --site-url %s",
+        "with: %s",
         state.pending_path,
-        shlex.quote(str(settings.manifest_path)),
-        shlex.quote(str(settings.site)),
+        purge_pending_command(settings),
     )
     return state.pending_path
+
+
+def purge_pending_command(settings: Settings) -> str:
+    """The CLI command that sends what is pending, with every option that widens the site's
+    scope (pending.json is checked against it, like any plan: check_source)."""
+    words = ["mkdocs-cfpurge", "purge", "--manifest", str(settings.manifest_path)]
+    words += ["--site-url", str(settings.site)]
+    words += [word for host in settings.hosts for word in ("--host", host)]
+    words += [word for scheme in settings.schemes for word in ("--scheme", scheme)]
+    words += [word for url in settings.extra_urls for word in ("--extra-url", url)]
+    if settings.allow_purge_everything:
+        words.append("--allow-purge-everything")
+    if settings.strategy == "everything":
+        words += ["--strategy", "everything"]
+    return shlex.join(words)
 
 
 def _verify(plan: PurgePlan, new: Manifest, settings: Settings) -> None:

@@ -9,14 +9,18 @@ naming the file and what is wrong; nothing is sent, nothing written.
 from __future__ import annotations
 
 import json
+import logging
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mkdocs_cfpurge import pipeline
+from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.state import Pending, StateStore
-from tests.helpers import TOKEN, ZONE_ID, run_main, tree_bytes
+from tests.helpers import TOKEN, ZONE_ID, run_main, settings_for, tree_bytes
 
 SITE_URL = "https://docs.example.com/docs/"  # a site below the root of its host
 OTHER_ZONE = "fedcba9876543210fedcba9876543210"
@@ -254,3 +258,32 @@ def test_pending_beyond_the_site_is_refused_with_the_way_out(
     assert code == 0, err
     assert posts(cf) == [{"files": ["https://www.example.com/docs/a/"]}]
     assert not manifest.with_name("pending.json").exists()
+
+
+def test_the_deferred_purge_hint_sends_what_is_pending_under_the_same_scope(
+    cf: LocalCloudflare,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A deploy whose origin never served it keeps its purge pending and says which command
+    sends it: that command passes the scope check (a CNAME's host, extra URLs included)."""
+    settings = settings_for(
+        tmp_path / "state",
+        cf,
+        site_url=SITE_URL,
+        hosts=["www.example.com"],
+        extra_urls=["https://feeds.example.com/rss.xml"],
+    )
+    old = Manifest(SITE_URL, {"index.html": "a" * 64})
+    new = Manifest(SITE_URL, {"index.html": "b" * 64})
+    with caplog.at_level(logging.ERROR, "mkdocs.plugins.cfpurge"):
+        pipeline.defer(settings, new, old)
+    hint = caplog.text.split("send it with: ")[1].splitlines()[0]
+    argv = shlex.split(hint)
+    assert argv[:2] == ["mkdocs-cfpurge", "purge"]
+    code, _, err = run_main(argv[1:], capsys)
+    assert code == 0, err
+    sent = {url for body in posts(cf) for url in body["files"]}
+    assert "https://www.example.com/docs/" in sent
+    assert "https://feeds.example.com/rss.xml" in sent
