@@ -219,7 +219,12 @@ def mark(site_dir: Path, site_url: str, **kw: Any) -> None:
 @click.argument("site_dir", type=click.Path(path_type=Path), required=False)
 @site_url_option(required=False)
 @model_options(*PURGING)
-@click.option("--plan", "saved_plan", type=click.Path(path_type=Path), help="Send this saved plan.")
+@click.option(
+    "--plan",
+    "saved_plan",
+    type=click.Path(path_type=Path),
+    help="Send this saved plan, once checked against --site-url, the zone and the options.",
+)
 def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, **kw: Any) -> None:
     """Purge what changed in SITE_DIR (or a saved --plan, or what is pending), then commit."""
     saved = PurgePlan.load(saved_plan) if saved_plan is not None else None

@@ -16,8 +16,9 @@ class ExitCode(IntEnum):
     """How a command ends (the CLI's exit status; the plugin fails the build on anything but OK)."""
 
     OK = 0
-    # A purge failed or stayed incomplete (what is owed is kept as pending), or another run
-    # holds the lock: nothing is wrong with the input, a later run can succeed.
+    # A purge failed or stayed incomplete (what is owed is kept as pending), Cloudflare refused
+    # some entries, another run holds the lock, or a file could not be written: nothing is wrong
+    # with the input, a later run can succeed.
     PURGE_FAILED = 1
     # Bad options or input files: nothing was sent, nothing was written.
     USAGE = 2
