@@ -183,7 +183,7 @@ class CloudflareClient:
         attempt = 0
         while True:
             attempt += 1
-            self._api_bucket.take(1, self._sleep)
+            self._api_bucket.take(1, self._pause)
             try:
                 response = self._http.request(method, path, json=json)
             except TRANSIENT as exc:
