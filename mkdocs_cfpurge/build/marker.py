@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs_cfpurge.build.atomic import write_atomic
-from mkdocs_cfpurge.build.manifest import Manifest
+from mkdocs_cfpurge.build.manifest import Manifest, check_site_path
 from mkdocs_cfpurge.build.safejson import parse_json
 
 MARKER_NAME = "cfpurge-build.json"
@@ -53,8 +53,10 @@ class Marker:
         digest, owed = data.get("digest"), data.get("owed", [])
         if not isinstance(digest, str):
             raise ValueError("'digest' must be a string")
-        if not isinstance(owed, list) or not all(isinstance(path, str) for path in owed):
+        if not isinstance(owed, list):
             raise ValueError("'owed' must be a list of paths")
+        for path in owed:
+            check_site_path(path)
         return cls(manifest, digest, tuple(owed))
 
 
