@@ -26,6 +26,7 @@ from tests.helpers import (
     write_files,
 )
 
+pytestmark = pytest.mark.slow  # a subprocess or a real build per spelling: seconds in all
 SITE_URL = "https://docs.example.com/"
 YES = ["1", "y", "Yes", "TRUE", "on"]
 NO = ["0", "n", "No", "false", "off", ""]
