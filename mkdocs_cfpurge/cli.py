@@ -37,7 +37,7 @@ from mkdocs_cfpurge.settings import (
     option_info,
     parse_options,
 )
-from mkdocs_cfpurge.state import pending_site_url
+from mkdocs_cfpurge.state import recorded_site_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 LOCAL_ZONE_ID = "0123456789abcdef0123456789abcdef"  # localcf's, without importing the server
@@ -230,8 +230,8 @@ def mark(site_dir: Path, site_url: str, **kw: Any) -> None:
     "--plan",
     "saved_plan",
     type=click.Path(path_type=Path),
-    help="Send this saved plan (the JSON `plan --out` writes) as it is, instead of SITE_DIR's "
-    "changes. [default: none]",
+    help="Send this saved plan (the JSON `plan --out` writes) instead of SITE_DIR's changes, once "
+    "checked against --site-url, the zone and the options. [default: none]",
 )
 def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, **kw: Any) -> None:
     """Purge what changed in SITE_DIR (or a saved --plan, or what is pending), then commit."""
@@ -240,13 +240,17 @@ def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, 
         raise UsageError("give SITE_DIR or --plan, not both")
     if kw.get("wait_for_origin") and site_dir is None:
         raise UsageError("--wait-for-origin needs SITE_DIR (its manifest digest is awaited)")
-    if saved is not None:
-        site_url = site_url or saved.site_url
-        kw["zone_id"] = kw.get("zone_id") or saved.zone_id
-    elif site_dir is None and not site_url:
-        # Sending what is pending: the pending file knows which site it belongs to.
+    if site_dir is None and not site_url:
+        # Sending what is pending, or a saved plan: the state knows which site it belongs to.
+        # A saved plan's own site_url and zone_id are checked against the settings, never taken
+        # from it: a plan (a pull request's artifact, say) is input.
         manifest_path = Path(kw.get("manifest") or option_info("manifest")[0].default)
-        site_url = pending_site_url(manifest_path)
+        site_url = recorded_site_url(manifest_path)
+        if site_url is None and saved is not None:
+            raise UsageError(
+                f"--plan {str(saved_plan)!r} needs --site-url (the site it must stay inside; the "
+                "plan's own site_url is checked against it, not trusted)"
+            )
     settings = make_settings(site_url, **kw)
     source: pipeline.Source = saved
     ready = None
@@ -405,7 +409,7 @@ def local_server(
     show_default=True,
     help="Requests in flight at once.",
 )
-@seconds_option("--timeout", 10.0, "Seconds per request.")
+@seconds_option("--timeout", 10.0, "Seconds per request, from connect to last byte.")
 @click.option(
     "-v", "--verbose", is_flag=True, help="List every URL, not only the stale ones. [default: off]"
 )

@@ -39,7 +39,7 @@ from mkdocs_cfpurge.freshness import (
 )
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
-from mkdocs_cfpurge.plan.bodies import hosts_of, merge_requests
+from mkdocs_cfpurge.plan.bodies import Body, hosts_of, merge_requests
 from mkdocs_cfpurge.plan.cacherules import (
     CacheRulesCheck,
     SiteFiles,
@@ -48,6 +48,8 @@ from mkdocs_cfpurge.plan.changes import Reason, diff
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.plan.report import append_step_summary, markdown_summary, text_summary
+from mkdocs_cfpurge.plan.scope import OutOfScope, Scope
+from mkdocs_cfpurge.plan.urls import unicode_name
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
 
@@ -98,6 +100,82 @@ def read_site(site_dir: Path, settings: Settings) -> tuple[Settings, Manifest]:
     return settings, scan(site_dir, settings)
 
 
+# --- what may be sent ----------------------------------------------------------------------
+
+
+def check_source(requests: list[Body], settings: Settings, where: str, way_out: str = "") -> None:
+    """Refuse bodies that reach beyond the site `settings` describe (plan/scope.py).
+
+    The one check every source of bodies goes through before anything is sent: a fresh plan, a
+    saved plan, pending.json. `where` names the source in the message.
+    """
+    scope = Scope.of(
+        settings.mapper(),
+        settings.extra_urls,
+        everything_allowed=settings.allow_purge_everything or settings.strategy == "everything",
+    )
+    try:
+        scope.check(requests)
+    except OutOfScope as exc:
+        raise UsageError(f"{where}: {exc}; nothing was sent{way_out}") from None
+
+
+def check_saved_plan(saved: PurgePlan, settings: Settings) -> None:
+    """A saved plan is input, not code: it must be made for this site and zone, and each of its
+    bodies pass `check_source`."""
+    where = f"plan file {saved.source!r}" if saved.source else "the saved plan"
+    if saved.site_url != str(settings.site):
+        raise UsageError(
+            f"{where} was made for site_url {saved.site_url!r:.200}, but the site_url given is "
+            f"{str(settings.site)!r}; nothing was sent"
+        )
+    zone = saved.zone_id
+    if zone is not None and settings.zone_id is not None and zone.lower() != settings.zone_id:
+        raise UsageError(
+            f"{where} was made for zone {zone!r:.80}, but the configured zone_id is "
+            f"{settings.zone_id!r}; nothing was sent"
+        )
+    check_source(saved.requests, settings, where)
+
+
+def pending_path(settings: Settings) -> Path:
+    return settings.manifest_path.with_name("pending.json")
+
+
+def add_owed(plan: PurgePlan, pending: Pending, settings: Settings) -> None:
+    """Add to the plan what an earlier run still owes (checked like any other body), and show,
+    once, the entries Cloudflare refused in the last run (they are never sent again)."""
+    if pending.requests:
+        where = f"pending file {str(pending_path(settings))!r}"
+        way_out = (
+            ". It was made under other options (hosts, schemes, extra_urls, "
+            "allow_purge_everything): give those again, or delete the file (what it owes is "
+            "then never sent: purge those pages by hand)"
+        )
+        check_source(pending.requests, settings, where, way_out)
+        plan.requests = merge_requests(
+            pending.requests, plan.requests, max_files=settings.max_files_per_request
+        )
+        plan.notes.append(
+            f"includes {len(pending.requests)} request(s) still owed by an earlier run"
+        )
+    for refusal in pending.refused:
+        plan.notes.append(
+            f"not sent again: Cloudflare refused in the last run the {refusal.describe()}"
+        )
+
+
+def idn_notes(settings: Settings) -> list[str]:
+    """Each internationalised host, in both its forms: the plan's URLs hold the ASCII one."""
+    notes = []
+    for host in settings.mapper().hosts:
+        name = host.partition(":")[0] if not host.startswith("[") else host
+        shown = unicode_name(name)
+        if shown != name:
+            notes.append(f"host {shown} is purged as {name} (its IDNA form, which cache keys hold)")
+    return notes
+
+
 # --- the plan ------------------------------------------------------------------------------
 
 
@@ -140,13 +218,10 @@ def make_plan(
     for note in (hashing_note(old, new), mass_change_hint(old, new, settings.ignore_changes)):
         if note:
             plan.notes.append(note)
-    if pending is not None and pending.requests:
-        plan.requests = merge_requests(
-            pending.requests, plan.requests, max_files=settings.max_files_per_request
-        )
-        plan.notes.append(
-            f"includes {len(pending.requests)} request(s) still owed by an earlier run"
-        )
+    plan.notes += idn_notes(settings)
+    check_source(plan.requests, settings, "the plan")
+    if pending is not None:
+        add_owed(plan, pending, settings)
     if rules is not None:
         files = set(new.files) | (set(old.files) if old is not None else set())
         changed = {change.path for change in plan.changes}
@@ -246,6 +321,7 @@ def default_client(settings: Settings, **options: Any) -> CloudflareClient:
         plan=settings.cloudflare_plan,
         method=settings.method,
         max_files_per_request=settings.max_files_per_request,
+        purge_timeout=settings.purge_timeout,
         **options,
     )
 
@@ -279,6 +355,8 @@ def purge(
     saved = source if isinstance(source, PurgePlan) else None
     if not isinstance(new, Manifest):
         new = None
+    if saved is not None:
+        check_saved_plan(saved, settings)
     if settings.dry_run:
         return _dry_run(settings, prepared, new, saved, baseline, env)
     settings.require_purge_access()
@@ -320,9 +398,7 @@ def _dry_run(
         else:
             pending = StateStore(settings.manifest_path, str(settings.site)).load_pending()
             plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
-            plan.requests = merge_requests(
-                pending.requests, plan.requests, max_files=settings.max_files_per_request
-            )
+            add_owed(plan, pending, settings)
             if rules is not None:
                 apply_cache_rules(plan, settings, rules)
         report(plan, settings, env)
@@ -347,9 +423,7 @@ def _send(
             plan = make_plan(old, new, settings, pending)
         else:
             plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
-            plan.requests = merge_requests(
-                pending.requests, plan.requests, max_files=settings.max_files_per_request
-            )
+            add_owed(plan, pending, settings)
         to_commit = new if new is not None else pending.next_manifest
         recorded = new is not None and old is None
         if plan.is_empty:
@@ -371,14 +445,27 @@ def _send(
             try:
                 sent = client.purge_all(plan.requests)
             except PurgeIncomplete as exc:
-                state.save_pending(Pending(exc.unsent, to_commit))
+                state.save_pending(Pending(exc.unsent, to_commit, list(client.refused)))
                 log.error(
                     "cfpurge: %d request(s) still owed are saved in %s; the next run sends them",
                     len(exc.unsent),
                     state.pending_path,
                 )
                 raise
+            refused = list(client.refused)
         state.commit(to_commit)
+        if refused:
+            # Everything else went out: the manifest is committed, so a refused entry never
+            # holds up a later deploy. It is kept apart to be shown once more, then dropped.
+            state.save_pending(Pending([], None, refused))
+            raise PurgeFailed(
+                f"Cloudflare refused {len(refused)} entr{'y' if len(refused) == 1 else 'ies'} "
+                f"(each listed above; the first: {refused[0].describe()}); everything else was "
+                f"purged and the manifest committed. They are recorded in {state.pending_path}, "
+                "shown in the next plan and never sent again",
+                codes=tuple(r.code for r in refused if r.code is not None),
+                status=400,
+            )
         log.info("cfpurge: purge complete (%d request(s)); manifest committed", sent)
         return PurgeResult(plan, sent)
 
@@ -392,15 +479,29 @@ def defer(settings: Settings, new: Manifest, baseline: Manifest | None = None) -
     with StateStore(settings.manifest_path, str(settings.site)) as state:
         pending = state.load_pending()
         plan = make_plan(state.load_manifest() or baseline, new, settings, pending)
-        state.save_pending(Pending(plan.requests, new))
+        state.save_pending(Pending(plan.requests, new, pending.refused))
     log.error(
         "cfpurge: the purge is kept as pending in %s; once the origin serves this build, send it "
-        "with: mkdocs-cfpurge purge --manifest %s --site-url %s",
+        "with: %s",
         state.pending_path,
-        shlex.quote(str(settings.manifest_path)),
-        shlex.quote(str(settings.site)),
+        purge_pending_command(settings),
     )
     return state.pending_path
+
+
+def purge_pending_command(settings: Settings) -> str:
+    """The CLI command that sends what is pending, with every option that widens the site's
+    scope (pending.json is checked against it, like any plan: check_source)."""
+    words = ["mkdocs-cfpurge", "purge", "--manifest", str(settings.manifest_path)]
+    words += ["--site-url", str(settings.site)]
+    words += [word for host in settings.hosts for word in ("--host", host)]
+    words += [word for scheme in settings.schemes for word in ("--scheme", scheme)]
+    words += [word for url in settings.extra_urls for word in ("--extra-url", url)]
+    if settings.allow_purge_everything:
+        words.append("--allow-purge-everything")
+    if settings.strategy == "everything":
+        words += ["--strategy", "everything"]
+    return shlex.join(words)
 
 
 def _verify(plan: PurgePlan, new: Manifest, settings: Settings) -> None:

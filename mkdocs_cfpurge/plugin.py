@@ -24,7 +24,7 @@ from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.config import CfPurgeConfig
 from mkdocs_cfpurge.deploy import ghpages
 from mkdocs_cfpurge.deploy.mike import mike_build_version
-from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.errors import CfPurgeError, PurgeFailed
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.settings import Settings, parse_options
 
@@ -167,13 +167,20 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
         """A fresh CI runner has no manifest: the deployed branch is the baseline.
 
         gh-deploy fetches it; a plain build (a pull request's dry run) reads the remote-tracking
-        ref as it is, so a build on a laptop never reaches out to the remote.
+        ref as it is, so a build on a laptop never reaches out to the remote. A gh-deploy that
+        cannot read it stops before the push: taken for a first deploy, it would push a marker
+        that owes nothing, and no later deploy would purge what this one changed.
         """
         remote, branch = config.remote_name, config.remote_branch
         fetch = self._command == "gh-deploy"
         try:
             return ghpages.deployed_baseline(Path.cwd(), remote, branch, site_dir, new, fetch=fetch)
         except CfPurgeError as exc:
+            if fetch:
+                raise PurgeFailed(
+                    f"cannot read {remote}/{branch}, the baseline of this deploy ({exc}); nothing "
+                    "was pushed: run gh-deploy again once the remote can be read"
+                ) from None
             log.warning("cfpurge: cannot read %s/%s as a baseline: %s", remote, branch, exc)
             return None
 

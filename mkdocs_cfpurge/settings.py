@@ -11,23 +11,24 @@ it, so a value is accepted or refused the same way, with the same message naming
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic.fields import FieldInfo
 
 from mkdocs_cfpurge.build.manifest import compile_excludes
 from mkdocs_cfpurge.build.noise import compile_patterns
+from mkdocs_cfpurge.build.safejson import parse_json
 from mkdocs_cfpurge.cloudflare.limits import DEFAULT_FILES_PER_REQUEST, MAX_FILES_PER_REQUEST
 from mkdocs_cfpurge.errors import ConfigError, UsageError
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper, parse_host
+from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper, dns_host, parse_host
+from mkdocs_cfpurge.redact import register
 
 DEFAULT_API_BASE = "https://api.cloudflare.com/client/v4"
 DEFAULT_MANIFEST = ".cache/plugin/cfpurge/manifest.json"
@@ -107,10 +108,17 @@ def check_headers(
 
 
 def check_full_url(value: str, option: str = "extra_urls") -> str:
+    """A full http(s) URL, its host as a cache key holds it (lower case, IDNA ASCII)."""
     parts = urlsplit(value)
     if parts.scheme not in SCHEMES or not parts.hostname:
         raise ConfigError(option, f"{value!r} is not a full http(s) URL")
-    return value
+    if "@" in parts.netloc:
+        raise ConfigError(option, f"{value!r} must not carry credentials")
+    try:
+        host = dns_host(parts.netloc)
+    except ValueError as exc:
+        raise ConfigError(option, f"{value!r}: {exc}") from None
+    return urlunsplit(parts._replace(netloc=host))
 
 
 def check_base_url(value: str, option: str) -> str:
@@ -357,6 +365,13 @@ class Options(BaseModel):
         "with the origin).",
         group="cloudflare",
     )
+    purge_timeout: Seconds = _option(
+        900.0,
+        "The longest one purge may run, rate-limit waits and retries included (each request "
+        "has 30 s from connect to last byte); what is not sent by then stays pending (exit 1).",
+        group="cloudflare",
+        unit="seconds",
+    )
     verify_zone: Flag = _option(
         True,
         "Before the first purge, check that the zone owns every host (needs Zone → Zone Read).",
@@ -527,6 +542,10 @@ class Credentials:
     api_email: str | None = None
     api_key: str | None = None
 
+    def __post_init__(self) -> None:
+        # From now on every error message and log record masks them (redact.py).
+        register(self.api_token, self.api_key)
+
     def headers(self) -> dict[str, str]:
         if self.api_token:
             return {"Authorization": f"Bearer {self.api_token}"}
@@ -618,14 +637,23 @@ class Settings(Options):
         return self.origin_url or str(self.site)
 
     def with_cname(self, raw: bytes | None, where: str) -> Settings:
-        """Add the custom domain a GitHub Pages `CNAME` file (its first word) announces."""
+        """Add the custom domain a GitHub Pages `CNAME` file (its first word) announces.
+
+        A CNAME file that names no host is an error naming it: GitHub Pages would not serve
+        the domain either, and its pages would never be purged under it.
+        """
         try:
             words = (raw or b"").decode("utf-8").split()
         except UnicodeDecodeError:
+            raise UsageError(f"{where} is not UTF-8 text: it names no host") from None
+        if not words:
             return self
-        if not words or words[0].lower() in self.mapper().hosts:
+        try:
+            host = dns_host(words[0])
+        except ValueError as exc:
+            raise UsageError(f"{where} names no host name: {exc}") from None
+        if host in self.mapper().hosts:
             return self
-        host = words[0].lower()
         log.info("cfpurge: %s names %s: its URLs are purged too", where, host)
         return self.model_copy(update={"hosts": [*self.hosts, host]})
 
@@ -647,7 +675,7 @@ def header_maps(values: Sequence[str], option: str = "cache_key_headers") -> lis
     maps = []
     for value in values:
         try:
-            maps.append(json.loads(value))
+            maps.append(parse_json(value))
         except ValueError:
             raise ConfigError(option, f"{value!r} is not a JSON object") from None
     return maps

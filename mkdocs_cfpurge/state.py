@@ -4,7 +4,9 @@ Beside the manifest (default `.cache/plugin/cfpurge/manifest.json`):
 - `manifest.json`: the hashes of the last deploy whose purge fully succeeded;
 - `pending.json`: requests not yet confirmed by Cloudflare, and the manifest to commit once they
   are. It is written before the first request goes out, so a process killed mid-purge leaves it
-  listing everything that might be owed; resending a confirmed purge is harmless, losing one is not;
+  listing everything that might be owed; resending a confirmed purge is harmless, losing one is not.
+  Apart from them (`refused`), the entries Cloudflare refused in the last run: never sent again,
+  shown once in the next run's plan, then dropped;
 - `manifest.json.lock`: held for the whole run through `filelock` (flock on Unix, msvcrt on
   Windows: released by the OS if the process dies; a soft lock, the file's existence, where
   neither exists).
@@ -23,24 +25,32 @@ from pathlib import Path
 from typing import Any
 
 from filelock import BaseFileLock, FileLock, Timeout
+from pydantic import ValidationError
 
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import Manifest, load_manifest
-from mkdocs_cfpurge.errors import PurgeFailed, UsageError
+from mkdocs_cfpurge.build.safejson import parse_json
+from mkdocs_cfpurge.cloudflare.wire import Refusal
+from mkdocs_cfpurge.errors import PurgeFailed, UsageError, WriteFailed
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 
 PENDING_VERSION = 1
+PENDING_WAY_OUT = (
+    "Fix it, or delete it to start afresh: what it owes is then never sent, so purge the pages "
+    "of the last deploy by hand (or purge everything once)"
+)
 
 
 @dataclass
 class Pending:
     requests: list[Body] = field(default_factory=list)
     next_manifest: Manifest | None = None
+    refused: list[Refusal] = field(default_factory=list)
 
     @property
     def is_empty(self) -> bool:
-        return not self.requests and self.next_manifest is None
+        return not self.requests and self.next_manifest is None and not self.refused
 
 
 class StateStore:
@@ -55,7 +65,10 @@ class StateStore:
         self._lock: BaseFileLock | None = None
 
     def __enter__(self) -> StateStore:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteFailed(self.lock_path, exc) from None
         # The store owns the lock, not a thread: thread_local=False.
         lock = FileLock(self.lock_path, mode=0o644, thread_local=False)
         deadline = time.monotonic() + self.lock_timeout
@@ -79,6 +92,8 @@ class StateStore:
                     )
                     told = True
                 time.sleep(0.1)
+            except OSError as exc:  # after Timeout, which is one too: the file cannot be made
+                raise WriteFailed(self.lock_path, exc) from None
         self._lock = lock
         self._remove_stale_temp_files()
         return self
@@ -101,32 +116,44 @@ class StateStore:
 
     def load_pending(self) -> Pending:
         try:
-            data = json.loads(self.pending_path.read_bytes())
+            data = parse_json(self.pending_path.read_bytes())
         except FileNotFoundError:
             return Pending()
         except (OSError, ValueError) as exc:
             raise UsageError(
                 f"pending file {str(self.pending_path)!r} is corrupt ({exc}); it was left as it "
-                "is. Purge everything once by hand, then delete it"
+                f"is. {PENDING_WAY_OUT}"
             ) from None
         try:
             return self._parse_pending(data)
         except (KeyError, TypeError, ValueError) as exc:
+            problem = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
             raise UsageError(
-                f"pending file {str(self.pending_path)!r} is invalid ({exc}); it was left as it is"
+                f"pending file {str(self.pending_path)!r} is invalid ({problem}); it was left as "
+                f"it is. {PENDING_WAY_OUT}"
             ) from None
 
     def _parse_pending(self, data: Any) -> Pending:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         if data["version"] != PENDING_VERSION:
-            raise ValueError(f"unknown version {data['version']!r}")
+            raise ValueError(f"unknown version {data['version']!r:.40}")
         if data["site_url"] != self.site_url:
-            raise ValueError(f"made for site_url {data['site_url']!r}, not {self.site_url!r}")
+            raise ValueError(f"made for site_url {data['site_url']!r:.200}, not {self.site_url!r}")
         requests = check_bodies(data["requests"], "requests")
         raw = data.get("next_manifest")
-        manifest = None if raw is None else Manifest.from_dict(raw)
-        return Pending(requests, manifest)
+        try:
+            manifest = None if raw is None else Manifest.from_dict(raw)
+        except ValueError as exc:
+            raise ValueError(f"'next_manifest': {exc}") from None
+        refused = data.get("refused", [])
+        if not isinstance(refused, list):
+            raise ValueError("'refused' must be a list")
+        try:
+            entries = [Refusal.model_validate(entry) for entry in refused]
+        except ValidationError as exc:
+            raise ValueError(f"'refused': {exc.errors()[0]['msg']}") from None
+        return Pending(requests, manifest, entries)
 
     def save_pending(self, pending: Pending) -> None:
         data = {
@@ -142,6 +169,7 @@ class StateStore:
                 if pending.next_manifest is not None
                 else None
             ),
+            "refused": [entry.model_dump() for entry in pending.refused],
         }
         write_atomic(self.pending_path, json.dumps(data, sort_keys=True).encode())
 
@@ -153,10 +181,23 @@ class StateStore:
             os.unlink(self.pending_path)
 
 
+def recorded_site_url(manifest_path: Path) -> str | None:
+    """The site_url the state beside `manifest_path` was made for (pending.json's, else the
+    manifest's), if any."""
+    found = pending_site_url(manifest_path)
+    if found is not None:
+        return found
+    try:
+        data = parse_json(manifest_path.read_bytes())
+        return str(data["site_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def pending_site_url(manifest_path: Path) -> str | None:
     """The site_url recorded in the pending file beside a manifest, if any."""
     try:
-        data = json.loads(manifest_path.with_name("pending.json").read_bytes())
+        data = parse_json(manifest_path.with_name("pending.json").read_bytes())
         return str(data["site_url"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

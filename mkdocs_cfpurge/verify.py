@@ -234,6 +234,8 @@ def verify_manifest(
     """Fetch every URL of the plan's changes and compare it with `manifest`'s hashes."""
     import httpx
 
+    from mkdocs_cfpurge.http import DeadlineClient
+
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigError("concurrency", f"{concurrency!r} must be a whole number above 0")
     if not timeout > 0:
@@ -242,7 +244,8 @@ def verify_manifest(
     normalize = make_normalizer(settings.ignore_changes)
     todo, unchecked = targets(plan, manifest)
     with (
-        httpx.Client(
+        DeadlineClient(
+            deadline=timeout,
             timeout=httpx.Timeout(timeout),
             limits=httpx.Limits(max_connections=concurrency),
             # A redirect is an answer of its own (Cloudflare caches it under this URL).

@@ -10,6 +10,7 @@ import pytest
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.redact import forget_all
 from tests.cfschema import load_purge_body_validator
 from tests.helpers import TOKEN, ZONE_ID, MakeCf, bare_repository
 
@@ -88,3 +89,11 @@ def cf_options() -> dict[str, Any]:
 def cf(make_cf: MakeCf, cf_options: dict[str, Any]) -> LocalCloudflare:
     """The local Cloudflare API (and edge, given an origin) most tests purge through."""
     return make_cf(**cf_options)
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    # Credentials register their secrets for redaction process-wide; a secret of one test (say a
+    # key sharing six characters with the zone id) must not mask the text another test checks.
+    yield
+    forget_all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -247,3 +248,17 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
         for path in sorted(root.rglob("*"))
         if path.is_file()
     }
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions apply, as they do to a normal user.
+
+    Root reads every file whatever its mode; `setpriv` takes that power (CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH) away from the command, which still runs as root. Skips the test when
+    running as root without setpriv.
+    """
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv to drop root's power to read any file")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]

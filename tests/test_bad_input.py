@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
-from tests.helpers import TOKEN, ZONE_ID, subprocess_env
+from tests.helpers import TOKEN, ZONE_ID, subprocess_env, unprivileged
 
 SITE_URL = "https://docs.example.com/"
 
@@ -29,6 +29,7 @@ class Case:
     expect: str  # the option or file the message must name
     env: dict[str, str | None] = field(default_factory=dict)
     prepare: Callable[[Path], None] | None = None
+    unprivileged: bool = False  # file permissions must apply (root reads anything otherwise)
 
 
 def _write(rel: str, data: bytes | str) -> Callable[[Path], None]:
@@ -115,6 +116,153 @@ CASES: dict[str, Case] = {
 }
 
 
+# --- issue 13: each class of bad input it found, in general -------------------------------------
+
+NESTED = "[" * 20_000 + "]" * 20_000  # RecursionError in json.loads
+
+
+def _pending(requests: object = (), next_manifest: object = None, **extra: object) -> str:
+    return json.dumps(
+        {
+            "version": 1,
+            "site_url": SITE_URL,
+            "requests": list(requests) if isinstance(requests, tuple) else requests,
+            "next_manifest": next_manifest,
+            **extra,
+        }
+    )
+
+
+def _plan(requests: object, **fields: object) -> str:
+    data = {"version": 1, "site_url": SITE_URL, "zone_id": ZONE_ID, "changes": [], **fields}
+    return json.dumps({**data, "requests": requests})
+
+
+def _manifest(files: dict[str, str]) -> str:
+    return json.dumps({"version": 1, "algorithm": "sha256", "site_url": SITE_URL, "files": files})
+
+
+def _unreadable_file(root: Path) -> None:
+    secret = root / "site" / "secret.html"
+    secret.write_text("x")
+    secret.chmod(0)
+
+
+def _unlistable_folder(root: Path) -> None:
+    locked = root / "site" / "locked"
+    locked.mkdir()
+    (locked / "index.html").write_text("x")
+    locked.chmod(0)
+
+
+GOOD_HASH = "a" * 64
+PLAN_ARGS = ["--plan", "@plan.json"]
+
+CASES.update(
+    {
+        # class 4: a saved plan (or pending.json) is checked like a fresh plan
+        "4: plan purging everything": Case(
+            PLAN_ARGS, "plan.json", prepare=_write("plan.json", _plan([{"purge_everything": True}]))
+        ),
+        "4: plan purging an apex host": Case(
+            PLAN_ARGS, "plan.json", prepare=_write("plan.json", _plan([{"hosts": ["example.com"]}]))
+        ),
+        "4: plan with a URL on a foreign host": Case(
+            PLAN_ARGS,
+            "www.example.com",
+            prepare=_write("plan.json", _plan([{"files": ["https://www.example.com/x"]}])),
+        ),
+        "4: plan with an ftp URL": Case(
+            PLAN_ARGS,
+            "ftp",
+            prepare=_write("plan.json", _plan([{"files": ["ftp://docs.example.com/x"]}])),
+        ),
+        "4: plan for another zone": Case(
+            PLAN_ARGS,
+            "fedcba9876543210fedcba9876543210",
+            prepare=_write(
+                "plan.json",
+                _plan([{"files": [SITE_URL]}], zone_id="fedcba9876543210fedcba9876543210"),
+            ),
+        ),
+        "4: pending with a URL on a foreign host": Case(
+            [],
+            "pending.json",
+            prepare=_write("state/pending.json", _pending([{"files": ["https://evil.org/"]}])),
+        ),
+        # class 6: everything read from state is validated like a manifest
+        "6: pending next_manifest climbing out of the site": Case(
+            [],
+            "pending.json",
+            prepare=_write(
+                "state/pending.json",
+                _pending((), {"site_url": SITE_URL, "files": {"../etc/passwd": GOOD_HASH}}),
+            ),
+        ),
+        "6: pending next_manifest with a hash that is none": Case(
+            [],
+            "pending.json",
+            prepare=_write(
+                "state/pending.json",
+                _pending((), {"site_url": SITE_URL, "files": {"index.html": "<script>"}}),
+            ),
+        ),
+        "6: pending refused entry of no kind": Case(
+            [],
+            "pending.json",
+            prepare=_write("state/pending.json", _pending(refused=[{"entry": 1}])),
+        ),
+        "6: manifest with an absolute path": Case(
+            [], "manifest.json", prepare=_write("state/manifest.json", _manifest({"/x": GOOD_HASH}))
+        ),
+        "6: manifest with a path holding a newline": Case(
+            [],
+            "manifest.json",
+            prepare=_write("state/manifest.json", _manifest({"a\nb.html": GOOD_HASH})),
+        ),
+        # class 7: host names are DNS names
+        "7: host with a space": Case(["--host", "do cs.example.com"], "hosts"),
+        "7: host with an empty label": Case(["--host", "docs..example.com"], "hosts"),
+        "7: host starting with a hyphen": Case(["--host", "-docs.example.com"], "hosts"),
+        "7: site_url host with a space": Case(
+            ["--site-url", "https://do cs.example.com/"], "site_url"
+        ),
+        "7: extra URL host with a space": Case(
+            ["--extra-url", "https://do cs.example.com/x"], "extra_urls"
+        ),
+        "7: CNAME naming no host": Case([], "CNAME", prepare=_write("site/CNAME", "not a host!\n")),
+        "7: CNAME that is a URL": Case(
+            [], "CNAME", prepare=_write("site/CNAME", "https://docs.example.com/\n")
+        ),
+        "7: invalid IDNA host": Case(["--host", "xn--zz.example.com"], "hosts"),
+        # class 8: no traceback, the file named, the documented exit code
+        "8: manifest nested too deeply": Case(
+            [], "manifest.json", prepare=_write("state/manifest.json", NESTED)
+        ),
+        "8: pending nested too deeply": Case(
+            [], "pending.json", prepare=_write("state/pending.json", NESTED)
+        ),
+        "8: plan nested too deeply": Case(
+            PLAN_ARGS, "plan.json", prepare=_write("plan.json", NESTED)
+        ),
+        "8: cache key header nested too deeply": Case(
+            ["--cache-key-header", NESTED], "cache_key_headers"
+        ),
+        "8: plan not UTF-8": Case(
+            PLAN_ARGS, "plan.json", prepare=_write("plan.json", b"\xff\xfe{")
+        ),
+        "8: unreadable site file": Case(
+            [], "secret.html", prepare=_unreadable_file, unprivileged=True
+        ),
+        # class 9: the dry-run switch fails closed
+        "9: CFPURGE_DRY_RUN=2": Case([], "CFPURGE_DRY_RUN", env={"CFPURGE_DRY_RUN": "2"}),
+        "9: CFPURGE_DRY_RUN=maybe": Case([], "CFPURGE_DRY_RUN", env={"CFPURGE_DRY_RUN": "maybe"}),
+        # class 10: a folder that cannot be listed is an error naming it
+        "10: unlistable folder": Case([], "locked", prepare=_unlistable_folder, unprivileged=True),
+    }
+)
+
+
 def _tree_bytes(root: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(root)): p.read_bytes()
@@ -159,8 +307,10 @@ def test_bad_input_is_refused_untouched(name: str, tmp_path: Path, cf: LocalClou
     args = [str(tmp_path / a[1:]) if a.startswith("@") else a for a in case.args]
     site_arg = [] if any(a.startswith("@") for a in case.args) else [str(site)]
     default_url = [] if "--site-url" in args else ["--site-url", SITE_URL]
+    prefix = unprivileged() if case.unprivileged else []
     result = subprocess.run(
         [
+            *prefix,
             sys.executable,
             "-m",
             "mkdocs_cfpurge",

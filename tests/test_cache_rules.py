@@ -463,7 +463,9 @@ def test_a_saved_plan_is_sent_under_the_rules_too(
     plan_file.write_bytes(saved.to_json())
     assert file_entries(saved.requests)  # reviewed as URLs
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("CLOUDFLARE_ZONE_ID", ZONE_ID)  # a plan's zone is checked, never taken
     argv = ["purge", "--plan", str(plan_file), "--api-base", cf.api_base]
+    argv += ["--site-url", str(settings.site)]  # a saved plan is checked against it (issue 13)
     argv += ["--manifest", str(tmp_path / "other" / "manifest.json")]
     code, _out, err = run_main(argv, capsys)
     assert code == 0, err

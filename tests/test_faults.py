@@ -817,3 +817,65 @@ def test_two_runs_on_one_manifest_wait_or_stop_and_never_corrupt_it(
         assert len(sent) == len(set(sent))  # the second run re-planned from the new manifest
     assert set(sent) == owed
     assert_healthy(manifest, second_site, set(sent), owed)
+
+
+# --- issue 13: trickled and garbled answers, refused entries --------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario13:
+    script: dict[int, list[Hook]]
+    code: int
+    says: str
+    in_process: bool = False  # trickles: the in-process client's 0.5 s deadline, not the CLI's 30 s
+
+
+REFUSED_PAGE = 5  # p005's URLs are refused by the zone
+
+SCENARIOS_13: dict[str, Scenario13] = {
+    "trickled-answers": Scenario13(
+        {0: [lambda cf: cf.trickle_next(2, lines=30, seconds=0.1)]}, 0, "", in_process=True
+    ),
+    "trickles-outlast-the-retries": Scenario13(
+        {4: [lambda cf: cf.trickle_next(1000, lines=30, seconds=0.1)]}, 1, "deadline", True
+    ),
+    "garbled-gzip-answers": Scenario13(
+        {3: [lambda cf: cf.garble_next(2)]}, 0, "DecodingError; retrying in"
+    ),
+    "a-refused-entry": Scenario13(
+        {0: [lambda cf: cf.refuse_entries(rf"/p{REFUSED_PAGE:03}/")]}, 1, "Cloudflare refused 2"
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS_13))
+def test_issue_13_faults_then_one_healthy_rerun_loses_no_purge(
+    name: str, world: World, manifest: Path, tmp_path: Path
+) -> None:
+    scenario = SCENARIOS_13[name]
+    refused = set()
+    with local_cf(scenario.script) as faulty:
+        if scenario.in_process:
+            run = deploy_in_process(world, manifest, faulty)
+        else:
+            run = run_cli(purge_argv(world.v2, manifest), faulty, tmp_path)
+        confirmed = set(purged(faulty))
+        posts(faulty)
+    assert run.code == scenario.code, run.err
+    assert scenario.says in run.err
+    if name == "a-refused-entry":
+        # Everything else purged in the same run, the manifest committed, the refused entries
+        # kept apart from what is owed: the healthy rerun has nothing left to send.
+        refused = page_urls(f"p{REFUSED_PAGE:03}")
+        assert world.expected - confirmed == refused
+        state = read_state(manifest)
+        assert state.manifest == world.v2_json and state.pending is not None
+        assert state.owed == set() and {r.entry for r in state.pending.refused} == refused
+    else:
+        state = assert_nothing_lost(world, manifest, confirmed)
+    rerun, healthy = healthy_rerun(world, manifest, tmp_path)
+    if run.code == 0 or refused:
+        assert "nothing to purge" in rerun.err and posts(healthy) == []
+    else:
+        assert set(purged(healthy)) >= state.owed
+    assert_healthy(manifest, world.v2, set(purged(faulty, healthy)) | refused, world.expected)

@@ -17,7 +17,7 @@ from mkdocs_cfpurge.build.manifest import (
     build_manifest,
     load_manifest,
 )
-from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.errors import CfPurgeError, WriteFailed
 from tests.helpers import write_files
 
 SITE_URL = "https://example.com/docs/"
@@ -220,8 +220,9 @@ def test_failed_save_leaves_old_file_and_no_temp(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", fail)  # the os.replace atomic.py calls
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(WriteFailed, match="No space") as failed:
         Manifest(site_url=SITE_URL, files={}).save(path)
+    assert str(path) in str(failed.value) and failed.value.exit_code == 1
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["manifest.json"]
 
@@ -281,3 +282,43 @@ def test_unreadable_manifest_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CfPurgeError, match="cannot be read") as caught:
         load_manifest(tmp_path / "manifest.json")
     assert str(tmp_path / "manifest.json") in str(caught.value)
+
+
+# --- issue 13, class 6: what is read back is validated path by path, hash by hash ---------------
+
+
+@pytest.mark.parametrize(
+    ("files", "problem"),
+    [
+        ({"../x.html": "a" * 64}, "not a path inside the site"),
+        ({"a/./x.html": "a" * 64}, "not a path inside the site"),
+        ({"/x.html": "a" * 64}, "not a path inside the site"),
+        ({"a//x.html": "a" * 64}, "not a path inside the site"),
+        ({"x\r.html": "a" * 64}, "control character"),
+        ({"x.html": "sha256 of it"}, "is not a hash"),
+        ({"x.html": 5}, "is not a hash"),
+        ({"x.html": "A" * 64}, "is not a hash"),
+    ],
+)
+def test_a_manifest_read_back_is_checked_path_by_path(
+    files: dict[str, object], problem: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text(
+        json.dumps({"version": 1, "algorithm": "sha256", "site_url": SITE_URL, "files": files})
+    )
+    with pytest.raises(CfPurgeError, match=problem) as caught:
+        load_manifest(path, SITE_URL)
+    assert str(path) in str(caught.value) and "Delete it to start over" in str(caught.value)
+
+
+def test_a_deployed_marker_owing_a_path_outside_the_site_is_no_marker() -> None:
+    from mkdocs_cfpurge.build.marker import Marker, served_digest
+
+    good = Marker(Manifest(SITE_URL, {"a.html": "b" * 64}), "c" * 64, ("a.html",))
+    assert Marker.parse(good.to_json()) == good
+    bad = json.loads(good.to_json())
+    bad["owed"] = ["../../etc/passwd"]
+    with pytest.raises(ValueError, match="not a path inside the site"):
+        Marker.parse(json.dumps(bad).encode())
+    assert served_digest(json.dumps(bad).encode()) is None

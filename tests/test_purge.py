@@ -585,7 +585,8 @@ def test_cli_plan_file_is_sent_as_it_is(
     saved = json.loads(plan_file.read_bytes())
     assert saved["requests"]
 
-    code, out, err = run_cli(["purge", "--plan", str(plan_file), "--dry-run"], capsys)
+    args = ["purge", "--plan", str(plan_file), "--site-url", SITE_URL, "--dry-run"]
+    code, out, err = run_cli(args, capsys)
     assert code == 0, err
     assert cf.requests == []  # a dry run sends nothing at all
     assert json.loads(out)["requests"] == saved["requests"]

@@ -16,7 +16,7 @@ import pytest
 
 from mkdocs_cfpurge import state as state_module
 from mkdocs_cfpurge.build.manifest import Manifest
-from mkdocs_cfpurge.errors import CfPurgeError
+from mkdocs_cfpurge.errors import CfPurgeError, WriteFailed
 from mkdocs_cfpurge.state import Pending, StateStore
 
 SITE = "https://docs.example.com/"
@@ -231,7 +231,7 @@ def test_a_commit_that_fails_part_way_leaves_the_old_manifest_whole(
             raise OSError("disk full")
 
         monkeypatch.setattr(os, "replace", crash)
-        with pytest.raises(OSError, match="disk full"):
+        with pytest.raises(WriteFailed, match="disk full"):
             store.commit(new)
         monkeypatch.undo()
 

@@ -4,16 +4,46 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
+
+from mkdocs_cfpurge.errors import WriteFailed
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new temp file beside `path`, created as `open(..., "w")` creates a file: mode 0666 less
+    the umask (the kernel applies it). tempfile.mkstemp would make it 0600, and a marker copied
+    to a web server running as another user would then answer 404."""
+    while True:
+        tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temp file beside `path`, flush it to disk, then rename it over `path`."""
+    """Write `data` to a temp file beside `path`, flush it to disk, then rename it over `path`.
+
+    The file gets the mode a plain write would give it: an existing file's, else 0666 less the
+    umask. Any failure (a full disk, no permission) is `WriteFailed` naming the file, which then
+    still holds its old content.
+    """
+    try:
+        _write(path, data)
+    except OSError as exc:
+        raise WriteFailed(path, exc) from None
+
+
+def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as handle:
+            with contextlib.suppress(FileNotFoundError):
+                # Rewriting a file in place keeps its mode: so does replacing it.
+                os.fchmod(handle.fileno(), stat.S_IMODE(os.stat(path).st_mode))
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

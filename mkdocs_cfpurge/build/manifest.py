@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from pathspec import GitIgnoreSpec
 
 from mkdocs_cfpurge.build.atomic import write_atomic
+from mkdocs_cfpurge.build.safejson import parse_json
 from mkdocs_cfpurge.errors import ConfigError, UsageError
 
 FORMAT_VERSION = 1
@@ -71,26 +72,30 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Any) -> Manifest:
-        """The manifest a JSON object describes; ValueError names what is wrong with it."""
+        """The manifest a JSON object describes; ValueError names what is wrong with it.
+
+        Every path must be one a built site can hold and every hash a hash, so that a manifest
+        read from a file (or a deployed marker, or pending.json) is as sound as one just built.
+        """
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         try:
             files, site_url = data["files"], data["site_url"]
-            version, algorithm = (
-                data.get("version", FORMAT_VERSION),
-                data.get("algorithm", ALGORITHM),
-            )
         except KeyError as exc:
             raise ValueError(f"{exc.args[0]!r} is missing") from None
+        version = data.get("version", FORMAT_VERSION)
+        algorithm = data.get("algorithm", ALGORITHM)
         if not isinstance(site_url, str):
             raise ValueError("'site_url' must be a string")
-        if not isinstance(files, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in files.items()
-        ):
+        if not isinstance(files, dict):
             raise ValueError("'files' must map paths to hashes")
+        for path, digest in files.items():
+            check_site_path(path)
+            if not isinstance(digest, str) or not _HASH.fullmatch(digest):
+                raise ValueError(f"'files': the hash of {path!r} is not a hash: {digest!r:.80}")
         if version != FORMAT_VERSION or algorithm != ALGORITHM:
             raise ValueError(
-                f"format {version}/{algorithm}; this version reads {FORMAT_VERSION}/{ALGORITHM}"
+                f"format {version!r}/{algorithm!r}; this version reads {FORMAT_VERSION}/{ALGORITHM}"
             )
         hashing = data.get("hashing")
         if hashing is not None and not (
@@ -98,6 +103,22 @@ class Manifest:
         ):
             raise ValueError("'hashing' must be an object with a fingerprint")
         return cls(site_url=site_url, files=files, hashing=hashing)
+
+
+# sha256 and git blob ids in hex, optionally behind a scheme ("git-blob:..."), nothing else.
+_HASH = re.compile(r"(?:[a-z][a-z0-9-]{0,15}:)?[0-9a-f]{40,128}")
+
+
+def check_site_path(path: object) -> None:
+    """ValueError unless `path` is a file path a built site can hold: relative, POSIX, no empty,
+    '.' or '..' part, no control character."""
+    if not isinstance(path, str) or not path:
+        raise ValueError(f"'files': {path!r} is not a file path")
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ValueError(f"'files': {path!r} is not a path inside the site")
+    if _CONTROL.search(path):
+        raise ValueError(f"'files': {path!r} holds a control character")
 
 
 def compile_excludes(
@@ -113,7 +134,8 @@ def iter_site_files(site_dir: Path, excludes: GitIgnoreSpec | None = None) -> It
     """Every regular file under `site_dir` (symlinks followed), as a POSIX relative path.
 
     Folder by folder, depth first, names sorted: a folder's files, then its subfolders. A folder
-    that cannot be listed is skipped, as `os.walk` does.
+    that cannot be listed, or an entry that cannot be examined, is an error naming it (its pages
+    would never be purged); one that vanished meanwhile (a deploy replacing it) is left out.
     """
     for rel, _ in _walk(site_dir, excludes):
         yield rel
@@ -137,12 +159,18 @@ def _walk(site_dir: Path, excludes: GitIgnoreSpec | None) -> Iterator[tuple[str,
         try:
             with os.scandir(dirpath) as listing:
                 entries = sorted(listing, key=_entry_name)
-        except OSError:
-            continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # gone since its parent was listed
+        except OSError as exc:
+            shown = rel_dir.rstrip("/") or "."
+            raise UsageError(
+                f"folder {shown!r} in site folder {root!r} cannot be listed ({exc.strerror}): its "
+                "files would never be purged; make it readable, or leave it out with 'exclude'"
+            ) from None
         files: list[os.DirEntry[str]] = []
         subdirs: list[tuple[str, str, str, frozenset[str]]] = []
         for entry in entries:
-            if not _is_dir(entry):
+            if not _is_dir(entry, root, rel_dir):
                 files.append(entry)
                 continue
             name = entry.name
@@ -160,7 +188,7 @@ def _walk(site_dir: Path, excludes: GitIgnoreSpec | None) -> Iterator[tuple[str,
             if excludes is not None and excludes.match_file(rel):
                 continue  # never hashed nor purged: its name needs no URL
             _check_name(site_dir, rel)
-            if _is_file(entry):  # a dangling symlink serves nothing
+            if _is_file(entry, root, rel_dir):  # a dangling symlink serves nothing
                 yield rel, entry
         stack.extend(reversed(subdirs))
 
@@ -169,18 +197,29 @@ def _entry_name(entry: os.DirEntry[str]) -> str:
     return entry.name
 
 
-def _is_dir(entry: os.DirEntry[str]) -> bool:
+def _is_dir(entry: os.DirEntry[str], root: str, rel_dir: str) -> bool:
     try:
         return entry.is_dir()  # follows symlinks
-    except OSError:
-        return False
+    except FileNotFoundError:
+        return False  # a dangling symlink, or gone
+    except OSError as exc:
+        raise _unexamined(entry, root, rel_dir, exc) from None
 
 
-def _is_file(entry: os.DirEntry[str]) -> bool:
+def _is_file(entry: os.DirEntry[str], root: str, rel_dir: str) -> bool:
     try:
         return entry.is_file()  # follows symlinks; a stat only for a symlink
-    except OSError:
+    except FileNotFoundError:
         return False
+    except OSError as exc:
+        raise _unexamined(entry, root, rel_dir, exc) from None
+
+
+def _unexamined(entry: os.DirEntry[str], root: str, rel_dir: str, exc: OSError) -> UsageError:
+    return UsageError(
+        f"{rel_dir + entry.name!r} in site folder {root!r} cannot be examined ({exc.strerror}): "
+        "its pages would never be purged"
+    )
 
 
 def _is_link(entry: os.DirEntry[str]) -> bool:
@@ -227,6 +266,20 @@ def _hash(path: str, normalize: Normalizer | None, rel: str, buffer: memoryview)
         return digest.hexdigest()
 
 
+def _hash_named(
+    root: str, rel: str, normalize: Normalizer | None, buffer: memoryview | None = None
+) -> str:
+    """The file's hash, or an error naming it when it cannot be read."""
+    try:
+        if buffer is None:
+            return hash_file(os.path.join(root, rel), normalize, rel)
+        return _hash(os.path.join(root, rel), normalize, rel, buffer)
+    except OSError as exc:
+        raise UsageError(
+            f"file {rel!r} in site folder {root!r} cannot be read ({exc.strerror or exc})"
+        ) from None
+
+
 def _size(entry: os.DirEntry[str]) -> int:
     try:
         return entry.stat().st_size
@@ -268,11 +321,10 @@ def build_manifest(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
             for rel, entry in found:
-                full = os.path.join(root, rel)
                 if workers > 1 and _size(entry) >= BIG_FILE:
-                    hashes.append(pool.submit(hash_file, full, normalize, rel))
+                    hashes.append(pool.submit(_hash_named, root, rel, normalize))
                 else:
-                    hashes.append(_hash(full, normalize, rel, buffer))
+                    hashes.append(_hash_named(root, rel, normalize, buffer))
             digests = [h if isinstance(h, str) else h.result() for h in hashes]
         except BaseException:
             for h in hashes:  # an error (or Ctrl-C) need not wait for the other files
@@ -297,7 +349,7 @@ def load_manifest(path: Path, site_url: str | None = None) -> Manifest | None:
     except OSError as exc:
         raise UsageError(f"manifest {str(path)!r} cannot be read: {exc.strerror}") from None
     try:
-        manifest = Manifest.from_dict(json.loads(raw))
+        manifest = Manifest.from_dict(parse_json(raw))
     except ValueError as exc:
         raise UsageError(
             f"manifest {str(path)!r} is corrupt ({exc}); it was left as it is. Delete it to "

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs_cfpurge.build.atomic import write_atomic
-from mkdocs_cfpurge.build.manifest import Manifest
+from mkdocs_cfpurge.build.manifest import Manifest, check_site_path
+from mkdocs_cfpurge.build.safejson import parse_json
 
 MARKER_NAME = "cfpurge-build.json"
 MARKER_VERSION = 1
@@ -43,7 +44,7 @@ class Marker:
     @classmethod
     def parse(cls, raw: bytes) -> Marker:
         """The marker in `raw`; ValueError when it is not one of this tool's markers."""
-        data: Any = json.loads(raw)
+        data: Any = parse_json(raw)
         if not isinstance(data, dict) or data.get("version") != MARKER_VERSION:
             raise ValueError(f"not a version {MARKER_VERSION} {MARKER_NAME}")
         manifest = Manifest.from_dict(
@@ -52,8 +53,10 @@ class Marker:
         digest, owed = data.get("digest"), data.get("owed", [])
         if not isinstance(digest, str):
             raise ValueError("'digest' must be a string")
-        if not isinstance(owed, list) or not all(isinstance(path, str) for path in owed):
+        if not isinstance(owed, list):
             raise ValueError("'owed' must be a list of paths")
+        for path in owed:
+            check_site_path(path)
         return cls(manifest, digest, tuple(owed))
 
 

@@ -1,7 +1,10 @@
 """CloudflareClient: sends purge bodies within Cloudflare's limits, retries what can be retried.
 
 Every failure comes out as one `CfPurgeError`, with Cloudflare's codes and a message a user can
-act on, and never with a credential in it.
+act on, and never with a credential in it (nor a piece of one: redact.py). Every request has a
+deadline from connect to last byte (http.py), and a purge as a whole ends within
+`purge_timeout`. An entry Cloudflare refuses is found by sending the refused body in halves; it is
+reported and set apart (`refused`) while everything else is purged.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from mkdocs_cfpurge.cloudflare.limits import (
     PLAN_LIMITS,
     TokenBucket,
 )
-from mkdocs_cfpurge.cloudflare.wire import Envelope, TokenStatus, Zone
+from mkdocs_cfpurge.cloudflare.wire import Envelope, Refusal, TokenStatus, Zone
 from mkdocs_cfpurge.errors import (
     CfPurgeError,
     ConfigError,
@@ -34,12 +37,23 @@ from mkdocs_cfpurge.errors import (
     PurgeIncomplete,
     UsageError,
 )
+from mkdocs_cfpurge.http import TRANSIENT, DeadlineClient
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.bodies import Body, batches, check_body, purge_type
 from mkdocs_cfpurge.plan.cacherules import PHASE, CacheRuleset
+from mkdocs_cfpurge.plan.urls import dns_name
+from mkdocs_cfpurge.redact import clip, redact
 from mkdocs_cfpurge.settings import Credentials, check_api_base, is_loopback
 
 MAX_RETRY_AFTER = 300.0
+REQUEST_DEADLINE = 30.0  # seconds from connect to last byte, per request
+SHOWN_ANSWER = 200  # characters of an answer that is no envelope, quoted in an error
+# A 400 with one of these codes is about the request as a whole (credentials, zone), never about
+# one of its entries: halving the body would only get the same answer twice as often.
+REQUEST_WIDE_CODES = frozenset({1000, 6003, 6103, 6111, 7003, 9109, 10000})
+# More refused entries than this in one run is no longer "a few bad entries": the run stops and
+# keeps the rest owed, rather than spend two requests on every entry of a body.
+MAX_REFUSED = 50
 RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 # Over-cap `files` batches come back as 400 with a message and no fixed code.
 _TOO_MANY = re.compile(r"(more than|too many|exceed|maximum|limit)", re.IGNORECASE)
@@ -51,6 +65,18 @@ _ADVICE = {
     1014: "Cloudflare expected an array in the request body",
     6003: "the credentials are malformed (check api_token, or api_email and api_key)",
 }
+
+
+class ApiFailure(PurgeFailed):
+    """Cloudflare answered, and not with success: its errors as `details` ("code: message"),
+    the first one's message as `reason` (or the start of an answer that is no envelope)."""
+
+    def __init__(
+        self, message: str, *, codes: tuple[int, ...], status: int, details: str, reason: str
+    ) -> None:
+        super().__init__(message, codes=codes, status=status)
+        self.details = redact(details)
+        self.reason = redact(reason)
 
 
 @dataclass(frozen=True)
@@ -77,7 +103,8 @@ class CloudflareClient:
         method: str = "purge",
         max_files_per_request: int = DEFAULT_FILES_PER_REQUEST,
         retry: RetryPolicy | None = None,
-        timeout: float = 30.0,
+        timeout: float = REQUEST_DEADLINE,
+        purge_timeout: float | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] | None = None,
@@ -88,9 +115,15 @@ class CloudflareClient:
         self.endpoint = "invalidate_cache" if method == "invalidate" else "purge_cache"
         self.max_files = max_files_per_request
         self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.purge_timeout = purge_timeout
+        # Entries Cloudflare refused during this client's purges (see purge_all).
+        self.refused: list[Refusal] = []
+        self._ends_by: float | None = None  # while purge_all runs with a purge_timeout
         self._secrets = credentials.secrets()
         self._token_auth = bool(credentials.api_token)
         self._sleep = sleep
+        self._clock = clock or time.monotonic
         # Set (from any thread) to end purge_all() before its next request.
         self.stop_requested = threading.Event()
         self._rng = rng or random.Random()
@@ -113,10 +146,10 @@ class CloudflareClient:
         # Plain http is allowed on loopback only; an HTTP_PROXY from the environment must not
         # carry the credentials off this machine in clear.
         loopback = is_loopback(httpx.URL(self.api_base).host)
-        self._http = httpx.Client(
+        self._http = DeadlineClient(
+            deadline=timeout,
             base_url=self.api_base + "/",
             headers={**credentials.headers(), "User-Agent": "mkdocs-cfpurge"},
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             follow_redirects=False,
             trust_env=not loopback,
@@ -134,22 +167,22 @@ class CloudflareClient:
     # -- errors -------------------------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        return redact(text, self._secrets)
 
-    def _api_error(
-        self, what: str, status: int, envelope: Envelope | None, raw: str
-    ) -> CfPurgeError:
+    def _api_error(self, what: str, status: int, envelope: Envelope | None, raw: str) -> ApiFailure:
         codes = tuple(e.code for e in envelope.errors) if envelope else ()
         details = "; ".join(f"{e.code}: {e.message}" for e in envelope.errors) if envelope else ""
+        details = self._redact(details)
         advice = next((_ADVICE[c] for c in codes if c in _ADVICE), "")
         message = f"{what} failed with HTTP {status}" + (f" ({details})" if details else "")
         if not details and raw:
-            message += f": {raw[:200]}"
+            # Redacted before the cut: a secret the answer echoes never survives in part.
+            details = clip(self._redact(raw), SHOWN_ANSWER)
+            message += f": {details}"
         if advice:
             message += f": {advice}"
-        return PurgeFailed(self._redact(message), codes=codes, status=status)
+        reason = envelope.errors[0].message if envelope and envelope.errors else details
+        return ApiFailure(message, codes=codes, status=status, details=details, reason=reason)
 
     # -- transport ----------------------------------------------------------------------------
 
@@ -158,10 +191,10 @@ class CloudflareClient:
         attempt = 0
         while True:
             attempt += 1
-            self._api_bucket.take(1, self._sleep)
+            self._api_bucket.take(1, self._pause)
             try:
                 response = self._http.request(method, path, json=json)
-            except httpx.TransportError as exc:
+            except TRANSIENT as exc:
                 if attempt >= self.retry.attempts:
                     raise PurgeFailed(
                         self._redact(
@@ -170,7 +203,7 @@ class CloudflareClient:
                     ) from None
                 delay = self.retry.backoff(attempt, self._rng)
                 log.warning("%s: %s; retrying in %.1fs", what, type(exc).__name__, delay)
-                self._sleep(delay)
+                self._pause(delay)
                 continue
             if response.status_code not in RETRY_STATUSES or attempt >= self.retry.attempts:
                 return response
@@ -183,7 +216,19 @@ class CloudflareClient:
                 attempt,
                 self.retry.attempts,
             )
-            self._sleep(delay)
+            self._pause(delay)
+
+    def _pause(self, seconds: float) -> None:
+        """Sleep, unless that would carry the purge past `purge_timeout`: then stop it."""
+        if self._ends_by is not None and self._clock() + seconds > self._ends_by:
+            raise PurgeFailed(self._past_bound())
+        self._sleep(seconds)
+
+    def _past_bound(self) -> str:
+        return (
+            f"the purge reached its bound of {self.purge_timeout:g}s (purge_timeout) and "
+            "stopped; raise purge_timeout, or let the next run send the rest"
+        )
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float | None:
@@ -210,7 +255,14 @@ class CloudflareClient:
         response = self._request("GET", f"zones/{self.zone_id}", what)
         envelope = self._envelope(response)
         if response.is_success and envelope is not None and envelope.success:
-            return Zone.model_validate(envelope.result)
+            try:
+                return Zone.model_validate(envelope.result)
+            except ValidationError:
+                raise PurgeFailed(
+                    f"{what}: GET {self.api_base}/zones/{self.zone_id} answered success without "
+                    f"a zone id and name: {clip(self._redact(response.text), SHOWN_ANSWER)}",
+                    status=response.status_code,
+                ) from None
         raise self._api_error(what, response.status_code, envelope, response.text)
 
     def check_zone(self, hosts: Sequence[str]) -> None:
@@ -230,7 +282,10 @@ class CloudflareClient:
                 )
                 return
             raise
-        name = zone.name.lower()
+        try:
+            name = dns_name(zone.name)  # an IDN zone compares in its IDNA form, as hosts are
+        except ValueError:
+            name = zone.name.lower()
         foreign = [h for h in hosts if not _host_in_zone(h, name)]
         if foreign:
             raise UsageError(
@@ -312,20 +367,41 @@ class CloudflareClient:
     def _wait_logged(self, seconds: float) -> None:
         if seconds >= 1:
             log.info("cfpurge: waiting %.0fs for Cloudflare's rate limit", seconds)
-        self._sleep(seconds)
+        self._pause(seconds)
 
     def purge_all(self, bodies: Sequence[Body]) -> int:
         """Send every body in order; return how many requests went out.
 
         A `files` body Cloudflare finds too large is split in halves, and the smaller size is kept
-        for the rest of the run. On a failure that retries cannot mend, `PurgeIncomplete` lists
-        every body not yet confirmed.
+        for the rest of the run. A body Cloudflare refuses for its content (a 400 that is about
+        neither its size nor the credentials) is sent again in halves, down to the entries it
+        refuses: those are logged and added to `refused`, everything else is purged. On a failure
+        that retries cannot mend, or once `purge_timeout` is spent, `PurgeIncomplete` lists every
+        body not yet confirmed.
         """
         queue: deque[Body] = deque(piece for body in bodies for piece in self._fit(body))
         total_urls = sum(len(b["files"]) for b in queue if "files" in b)
+        bound = ""
+        if self.purge_timeout is not None:
+            self._ends_by = self._clock() + self.purge_timeout
+            bound = f", the purge at most {self.purge_timeout:g}s (purge_timeout)"
+        log.info(
+            "cfpurge: %d request(s) to send; each has %gs from connect to last byte%s",
+            len(queue),
+            self.timeout,
+            bound,
+        )
+        try:
+            return self._send_all(queue, total_urls)
+        finally:
+            self._ends_by = None
+
+    def _send_all(self, queue: deque[Body], total_urls: int) -> int:
         done_urls = sent = 0
         while queue:
             body = queue.popleft()
+            if self._ends_by is not None and self._clock() >= self._ends_by:
+                raise PurgeIncomplete(PurgeFailed(self._past_bound()), [body, *queue])
             if self.stop_requested.is_set():
                 # Between requests only: the one in flight completed; the rest stays owed.
                 stopped = PurgeFailed("stopped on request")
@@ -338,6 +414,8 @@ class CloudflareClient:
                 self.purge(body)
             except CfPurgeError as exc:
                 if self._split_if_too_large(body, exc, queue):
+                    continue
+                if self._narrow_if_refused(body, exc, queue):
                     continue
                 raise PurgeIncomplete(exc, [body, *queue]) from None
             sent += 1
@@ -368,6 +446,45 @@ class CloudflareClient:
             self.max_files,
         )
         queue.extendleft(reversed(self._fit(body)))
+        return True
+
+    def _narrow_if_refused(self, body: Body, exc: CfPurgeError, queue: deque[Body]) -> bool:
+        """A body Cloudflare refused for an entry in it: send it again in halves, or record the
+        one entry left as refused. False when the refusal is about something else."""
+        kind = purge_type(body)
+        items = body[kind]
+        if (
+            not isinstance(exc, ApiFailure)
+            or exc.status != 400
+            or not isinstance(items, list)
+            or _TOO_MANY.search(exc.message)
+            or REQUEST_WIDE_CODES.intersection(exc.codes)
+        ):
+            return False
+        if len(self.refused) >= MAX_REFUSED:
+            log.error(
+                "cfpurge: Cloudflare refused %d entries already: more than a few bad entries; "
+                "the rest stays owed",
+                len(self.refused),
+            )
+            return False
+        if len(items) == 1:
+            code = exc.codes[0] if exc.codes else None
+            refusal = Refusal.model_validate(
+                {"kind": kind, "entry": items[0], "code": code, "message": exc.reason}
+            )
+            self.refused.append(refusal)
+            log.error("cfpurge: Cloudflare refused the %s; not sent again", refusal.describe())
+            return True
+        half = math.ceil(len(items) / 2)
+        log.warning(
+            "cfpurge: Cloudflare refused a request of %d %s (%s); sending it in halves to find "
+            "the entries it refuses",
+            len(items),
+            kind,
+            exc.details or f"HTTP {exc.status}",
+        )
+        queue.extendleft([{kind: items[half:]}, {kind: items[:half]}])
         return True
 
 

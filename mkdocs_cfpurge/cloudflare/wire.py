@@ -5,9 +5,10 @@ Request bodies are checked by plan/bodies.py, the one body validator.
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ApiMessage(BaseModel):
@@ -44,3 +45,21 @@ class TokenStatus(BaseModel):
 
     id: str | None = None
     status: str
+
+
+class Refusal(BaseModel):
+    """One entry of a purge body that Cloudflare refused (a 400 naming it, not the body's size),
+    with Cloudflare's code and message. Recorded apart from what is owed: sending it again would
+    only be refused again."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: Literal["files", "tags", "hosts", "prefixes"]
+    entry: str | dict[str, Any]
+    code: int | None = None
+    message: str = ""
+
+    def describe(self) -> str:
+        entry = self.entry if isinstance(self.entry, str) else json.dumps(self.entry)
+        because = f"{self.code}: {self.message}" if self.code is not None else self.message
+        return f"{self.kind} entry {entry} ({because or 'no reason given'})"

@@ -21,9 +21,9 @@ def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProc
     except FileNotFoundError:
         raise UsageError(GIT_MISSING) from None
     if check and result.returncode != 0:
-        raise PurgeFailed(
-            f"git {' '.join(args)} failed: {result.stderr.strip() or result.returncode}",
-        )
+        # git explains over several lines; an error here is one line.
+        said = "; ".join(line.strip() for line in result.stderr.splitlines() if line.strip())
+        raise PurgeFailed(f"git {' '.join(args)} failed: {said or result.returncode}")
     return result
 
 

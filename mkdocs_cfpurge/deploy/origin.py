@@ -77,13 +77,15 @@ class OriginWait:
         seconds waited. On timeout, PurgeFailed (exit 1) says what the origin last answered."""
         import httpx
 
+        from mkdocs_cfpurge.http import DeadlineClient
+
         url = self.url.rstrip("/") + "/" + path
         start = self.clock()
         deadline = start + self.timeout
         last = "no answer yet"
         last_logged = -PROGRESS_EVERY
         timeout = min(30.0, max(self.interval, 5.0))
-        with httpx.Client(timeout=timeout, follow_redirects=True) as http:
+        with DeadlineClient(deadline=timeout, follow_redirects=True) as http:
             while True:
                 try:
                     response = http.get(

@@ -8,6 +8,7 @@ Both servers bind to 127.0.0.1 only.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -22,7 +23,7 @@ from mkdocs_cfpurge.cloudflare.limits import DEFAULT_FILES_PER_REQUEST
 from mkdocs_cfpurge.localcf.api import ApiServer, RateLimiter, ZoneSettings, plan_limits
 from mkdocs_cfpurge.localcf.base import PurgeRecord
 from mkdocs_cfpurge.localcf.edge import CacheTags, EdgeResponse, EdgeServer, make_origin
-from mkdocs_cfpurge.localcf.faults import Fault, FaultQueue
+from mkdocs_cfpurge.localcf.faults import Fault, FaultQueue, Route
 from mkdocs_cfpurge.localcf.rules import EdgeRules
 
 __all__ = ["EdgeResponse", "LocalCloudflare", "PurgeRecord", "run_local_server"]
@@ -234,6 +235,33 @@ class LocalCloudflare:
         A client that timed out meanwhile still gets its purge applied, as on Cloudflare.
         """
         self._faults.add(Fault("delay", n, seconds=seconds))
+
+    def trickle_next(self, n: int, *, lines: int, seconds: float, route: Route = "purge") -> None:
+        """The next `n` requests of `route` get their usual answer (a purge is applied), its
+        header lines `seconds` apart: `lines` extra lines, one at a time. Each waited-out line
+        resets a per-read timeout; only a deadline on the whole request ends it. A request whose
+        client hung up is recorded with status 0."""
+        self._faults.add(Fault("trickle", n, seconds=seconds, lines=lines, route=route))
+
+    def garble_next(self, n: int, route: Route = "purge") -> None:
+        """The next `n` requests of `route` get a 200 whose body claims gzip and is not; nothing
+        is applied."""
+        self._faults.add(Fault("garble", n, route=route))
+
+    def echo_headers_next(self, n: int, status: int = 400, *, before: str = "") -> None:
+        """The next `n` purge POSTs get a non-JSON error page quoting every request header,
+        credentials included (as a misconfigured proxy does), after the text `before`."""
+        self._faults.add(Fault("echo", n, status=status, body=before.encode()))
+
+    def answer_next(self, n: int, status: int, body: bytes, route: Route = "purge") -> None:
+        """The next `n` requests of `route` are answered `status` with `body` as it is."""
+        self._faults.add(Fault("answer", n, status=status, body=body, route=route))
+
+    def refuse_entries(self, pattern: str | None) -> None:
+        """From now on, refuse (400) every purge body holding an entry (URL, prefix, host or
+        tag) that the regular expression `pattern` matches, as Cloudflare refuses an entry it
+        finds invalid; None: refuse none."""
+        self._settings.refuse = None if pattern is None else re.compile(pattern)
 
     def set_plan(self, plan: str) -> None:
         limits = plan_limits(plan)

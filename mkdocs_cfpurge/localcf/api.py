@@ -64,6 +64,8 @@ _CACHE_RULES_PATH = re.compile(
 _PURGE_PATH = re.compile(API_PREFIX + r"/zones/[^/]+/(?:purge|invalidate)_cache")
 _BEARER = re.compile(r"Bearer +(\S+)")
 _HOSTNAME = re.compile(r"[^\s/:?#]+")
+_CACHE_KEY_HOST = re.compile(r"[a-z0-9._-]+|\[[0-9a-f:.]+\]|[0-9a-f:.]+")
+_ZONE_READ = re.compile(API_PREFIX + r"/zones/[^/]+")
 
 
 def plan_limits(plan: str) -> PlanLimits:
@@ -128,8 +130,14 @@ def retry_after(seconds: float) -> dict[str, str]:
 # --- purge bodies -------------------------------------------------------------------------
 
 
-def parse_purge_body(raw: bytes, max_files: int) -> tuple[PurgeKind, tuple[PurgeItem, ...]]:
-    """The purge type and its items, or ApiError with the answer Cloudflare gives."""
+def parse_purge_body(
+    raw: bytes, max_files: int, refuse: re.Pattern[str] | None = None
+) -> tuple[PurgeKind, tuple[PurgeItem, ...]]:
+    """The purge type and its items, or ApiError with the answer Cloudflare gives.
+
+    `refuse` matches the entries (URLs, prefixes, hosts, tags) this server treats as invalid,
+    as Cloudflare refuses some entries: the whole body is refused, naming the first one.
+    """
     try:
         body = json.loads(raw)
     except ValueError:  # also covers bytes that are not UTF-8
@@ -153,7 +161,14 @@ def parse_purge_body(raw: bytes, max_files: int) -> tuple[PurgeKind, tuple[Purge
     if len(value) > cap:
         raise ApiError(400, CODE_TOO_MANY_ITEMS, f"More than {cap} {kind} in purge request")
     parse_item = _ITEM_PARSERS[kind]
-    return kind, tuple(parse_item(entry) for entry in value)
+    items = tuple(parse_item(entry) for entry in value)
+    for item in items if refuse is not None else ():
+        text = item if isinstance(item, str) else item[0]
+        if refuse is not None and refuse.search(text):
+            # Cloudflare's code for an entry it finds invalid is not documented: 1012 (its code
+            # for a malformed body) here, and clients must not depend on it.
+            raise _invalid(kind, text, "refused by this zone")
+    return kind, items
 
 
 def _invalid(kind: str, entry: object, why: str) -> ApiError:
@@ -164,6 +179,9 @@ def _url(entry: object, url: object) -> str:
     parts = urlsplit(url) if isinstance(url, str) else None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise _invalid("files", entry, "needs an absolute http(s) URL")
+    if not _CACHE_KEY_HOST.fullmatch(parts.hostname):
+        # A cache key holds an ASCII host name (an IDN one in its IDNA form).
+        raise _invalid("files", entry, "needs a valid host name")
     return cast(str, url)
 
 
@@ -227,6 +245,7 @@ class ZoneSettings:
     # whether the token may read it (Cache Rules Read).
     cache_rules: dict[str, Any] | None = None
     cache_rules_readable: bool = True
+    refuse: re.Pattern[str] | None = None  # entries the purge API refuses (parse_purge_body)
 
     @property
     def open(self) -> bool:
@@ -324,7 +343,11 @@ class ApiHandler(QuietHandler):
     def _handle(self) -> None:
         raw = self._read_body()
         path = urlsplit(self.path).path
-        fault = self.server.faults.take() if self._is_purge(path) else None
+        fault = None
+        if self._is_purge(path):
+            fault = self.server.faults.take("purge")
+        elif self.command == "GET" and _ZONE_READ.fullmatch(path):
+            fault = self.server.faults.take("zone")
         if fault is not None and fault.kind == "drop":
             self._record(raw, 0)
             self.close_connection = True
@@ -333,14 +356,57 @@ class ApiHandler(QuietHandler):
             # An Event, not time.sleep: stop() must not wait out a long scripted delay.
             self.server.stopping.wait(fault.seconds)
             fault = None
+        if fault is not None and fault.kind in ("garble", "echo", "answer"):
+            self._misanswer(fault, raw)
+            return
         try:
-            if fault is not None:
+            if fault is not None and fault.kind == "fail":
                 raise _fault_error(fault)
             reply = self._route(path, raw)
         except ApiError as error:
             reply = error.reply()
+        if fault is not None and fault.kind == "trickle":
+            self._trickle(reply, raw, fault)
+            return
         self._record(raw, reply.status)
         self._send(reply)
+
+    def _misanswer(self, fault: Fault, raw: bytes) -> None:
+        """Answer as no Cloudflare should, and apply nothing."""
+        status, body = fault.status, fault.body
+        headers = [("Content-Type", "application/json")]
+        if fault.kind == "garble":
+            status, body = 200, b"\x1f\x8b this is no gzip stream " * 4
+            headers.append(("Content-Encoding", "gzip"))
+        elif fault.kind == "echo":
+            # A proxy's error page that quotes the request, credentials and all.
+            quoted = "".join(f"{name}: {value}\n" for name, value in self.headers.items())
+            body = b"<html><body><pre>" + fault.body + quoted.encode() + b"</pre></body></html>"
+            headers = [("Content-Type", "text/html")]
+        self._record(raw, status)
+        self.reply(status, headers, body)
+
+    def _trickle(self, reply: Reply, raw: bytes, fault: Fault) -> None:
+        """Send `reply` with `fault.lines` header lines `fault.seconds` apart first; recorded
+        with status 0 when the client hung up before the last byte."""
+        try:
+            self.wfile.write(f"HTTP/1.1 {reply.status} Slow\r\n".encode())
+            self.wfile.flush()
+            for line in range(fault.lines):
+                if self.server.stopping.wait(fault.seconds):
+                    break
+                self.wfile.write(f"X-Trickle-{line}: .\r\n".encode())
+                self.wfile.flush()
+            data = json.dumps(reply.payload).encode()
+            self.wfile.write(
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(data) + data
+            )
+            self.wfile.flush()
+        except OSError:
+            self._record(raw, 0)
+            self.close_connection = True
+            return
+        self._record(raw, reply.status)
 
     def _is_purge(self, path: str) -> bool:
         return self.command == "POST" and _PURGE_PATH.fullmatch(path) is not None
@@ -512,7 +578,7 @@ class ApiHandler(QuietHandler):
 
     def _purge(self, method: PurgeMethod, raw: bytes) -> Reply:
         settings = self.server.settings
-        kind, items = parse_purge_body(raw, settings.max_files_per_request)
+        kind, items = parse_purge_body(raw, settings.max_files_per_request, settings.refuse)
         wait = self.server.limiter.admit_purge(kind, len(items))
         if wait > 0:
             raise ApiError(429, 971, THROTTLED, headers=retry_after(wait))

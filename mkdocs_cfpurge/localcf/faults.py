@@ -7,13 +7,21 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Literal
 
-FaultKind = Literal["fail", "drop", "delay"]
+FaultKind = Literal["fail", "drop", "delay", "trickle", "garble", "echo", "answer"]
+# Which requests a fault meets: purge POSTs, or reads of the zone (GET /zones/{id}).
+Route = Literal["purge", "zone"]
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One scripted answer. `status`, `code` and `retry_after` matter for "fail" only,
-    `seconds` for "delay" only."""
+    """One scripted answer. `status`, `code` and `retry_after` matter for "fail" (`status` also
+    for "echo" and "answer"), `seconds` for "delay" and "trickle".
+
+    - "trickle": the usual answer, its header lines sent `seconds` apart (`lines` of them);
+    - "garble": a 200 whose body claims gzip and is not;
+    - "echo": an HTML error page (`status`) quoting every request header, after `body`;
+    - "answer": `status` with `body` as it is (JSON or not).
+    """
 
     kind: FaultKind
     remaining: int
@@ -21,6 +29,9 @@ class Fault:
     code: int | None = None
     retry_after: float | None = None
     seconds: float = 0.0
+    route: Route = "purge"
+    lines: int = 0
+    body: bytes = b""
 
 
 class FaultQueue:
@@ -41,14 +52,15 @@ class FaultQueue:
             with self._lock:
                 self._queue.append(fault)
 
-    def take(self) -> Fault | None:
-        """The fault for the current request, or None when nothing is scripted."""
+    def take(self, route: Route = "purge") -> Fault | None:
+        """The first fault scripted for `route`, for the current request; None when none is."""
         with self._lock:
-            if not self._queue:
-                return None
-            head = self._queue[0]
-            if head.remaining == 1:
-                self._queue.popleft()
-            else:
-                self._queue[0] = replace(head, remaining=head.remaining - 1)
-            return head
+            for at, fault in enumerate(self._queue):
+                if fault.route != route:
+                    continue
+                if fault.remaining == 1:
+                    del self._queue[at]
+                else:
+                    self._queue[at] = replace(fault, remaining=fault.remaining - 1)
+                return fault
+            return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mkdocs_cfpurge.build.safejson import parse_json
 from mkdocs_cfpurge.errors import UsageError
 from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 from mkdocs_cfpurge.plan.changes import Reason, Status
@@ -69,6 +70,8 @@ class PurgePlan:
     notes: list[str] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     version: int = PLAN_VERSION
+    # The file a saved plan was read from (for messages); never written into the plan.
+    source: str | None = field(default=None, compare=False)
 
     @property
     def is_empty(self) -> bool:
@@ -99,15 +102,18 @@ class PurgePlan:
     def load(cls, path: Path) -> PurgePlan:
         """Read a saved plan, refusing anything Cloudflare would reject."""
         try:
-            data = json.loads(path.read_bytes())
+            data = parse_json(path.read_bytes())
         except FileNotFoundError:
             raise UsageError(f"plan file {str(path)!r} does not exist") from None
         except (OSError, ValueError) as exc:
             raise UsageError(f"plan file {str(path)!r} is not valid JSON: {exc}") from None
         try:
-            return cls.from_dict(data)
+            plan = cls.from_dict(data)
         except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"plan file {str(path)!r} is invalid: {exc}") from None
+            problem = f"{exc.args[0]!r} is missing" if isinstance(exc, KeyError) else str(exc)
+            raise UsageError(f"plan file {str(path)!r} is invalid: {problem}") from None
+        plan.source = str(path)
+        return plan
 
     @classmethod
     def from_dict(cls, data: Any) -> PurgePlan:

@@ -8,6 +8,8 @@ the base URL itself, each host and scheme is its own key, and a name with reserv
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -19,6 +21,83 @@ from mkdocs_cfpurge.errors import ConfigError
 # must become '%25' so that decoding the URL gives the file name back.
 _PATH_SAFE = "/!$&'()*+,;=:@-._~[]^|"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+# One label of a DNS host name as a cache key holds it: letters, digits and hyphens (no hyphen at
+# either end), 63 at most. Underscores are let through: DNS allows them and Cloudflare proxies
+# such names.
+_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def dns_name(value: str) -> str:
+    """A host name as Cloudflare's cache keys hold it: lower case, and an internationalised name
+    in its IDNA ASCII form (`bücher.example` → `xn--bcher-kva.example`); an IP address as it is.
+
+    ValueError says what is wrong with anything else (spaces, empty labels, bad characters).
+    """
+    name = value.strip()
+    if name.startswith("[") and name.endswith("]"):
+        try:
+            return f"[{ipaddress.IPv6Address(name[1:-1]).compressed}]"
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv6 address") from None
+    try:
+        return str(ipaddress.IPv4Address(name))
+    except ValueError:
+        pass
+    if not name.isascii():
+        import idna  # httpx's own dependency; loaded only for such a name
+
+        try:
+            name = idna.encode(name, uts46=True).decode("ascii")
+        except (idna.IDNAError, UnicodeError) as exc:
+            raise ValueError(
+                f"{value!r} is not a valid internationalised host name ({exc})"
+            ) from None
+    name = name.lower()
+    if not name or len(name) > 253:
+        raise ValueError(f"{value!r} is not a host name (1 to 253 characters)")
+    labels = name.split(".")
+    for label in labels:
+        if not _LABEL.fullmatch(label):
+            raise ValueError(
+                f"{value!r} is not a host name: {label!r} is not a DNS label (letters, digits "
+                "and inner hyphens, 1 to 63 of them)"
+            )
+    if labels[-1].isdigit():
+        raise ValueError(f"{value!r} is not a host name (nor an IPv4 address)")
+    if any(label.startswith("xn--") for label in labels):
+        unicode_name(name)  # an ACE label must decode
+    return name
+
+
+def unicode_name(host: str) -> str:
+    """The Unicode form of an IDNA host name (`xn--bcher-kva.example` → `bücher.example`); the
+    name itself when it has no IDNA label. ValueError for a label that does not decode."""
+    if "xn--" not in host:
+        return host
+    import idna
+
+    try:
+        return str(idna.decode(host))
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise ValueError(f"{host!r} holds an invalid IDNA label ({exc})") from None
+
+
+def dns_host(value: str) -> str:
+    """`dns_name`, with an optional `:port` (1 to 65535) kept as it is."""
+    text = value.strip()
+    name, port = text, ""
+    if text.startswith("["):
+        name, _, rest = text.partition("]")
+        name += "]"
+        if rest:
+            port = rest.removeprefix(":") if rest.startswith(":") else "x"
+    elif ":" in text:
+        name, _, port = text.rpartition(":")
+    if port and (not _PORT.fullmatch(port) or not 0 < int(port) < 65536):
+        raise ValueError(f"{value!r} has an invalid port")
+    host = dns_name(name)
+    return f"{host}:{port}" if port else host
 
 
 def ancestors(path: str) -> Iterator[str]:
@@ -67,11 +146,19 @@ class SiteUrl:
                 "is not set; set site_url in mkdocs.yml (or pass --site-url) to the "
                 "public address of the site, e.g. https://docs.example.com/",
             )
-        parts = urlsplit(value.strip())
+        if any(ord(c) < 32 or c == "\x7f" for c in value.strip()):
+            # urlsplit would drop tabs and newlines silently, turning "do\tcs" into "docs".
+            raise ConfigError(option, f"{value!r} holds a control character")
+        try:
+            parts = urlsplit(value.strip())
+        except ValueError as exc:  # a bracketed host that is no IPv6 address
+            raise ConfigError(option, f"{value!r} is not a valid URL ({exc})") from None
         try:
             port = parts.port
         except ValueError as exc:
             raise ConfigError(option, f"{value!r} has an invalid port ({exc})") from None
+        if port == 0:
+            raise ConfigError(option, f"{value!r} has an invalid port (0)")
         if parts.scheme not in ("http", "https"):
             raise ConfigError(option, f"{value!r} must start with https:// (or http://)")
         if not parts.hostname:
@@ -82,9 +169,13 @@ class SiteUrl:
             raise ConfigError(option, f"{value!r} must not carry a fragment")
         if parts.username or parts.password:
             raise ConfigError(option, f"{value!r} must not carry credentials")
-        host = parts.hostname.lower()
-        if ":" in host:  # an IPv6 address keeps its brackets in a URL
-            host = f"[{host}]"
+        name = parts.hostname
+        if ":" in name:  # an IPv6 address keeps its brackets in a URL
+            name = f"[{name}]"
+        try:
+            host = dns_name(name)
+        except ValueError as exc:
+            raise ConfigError(option, f"{value!r}: {exc}") from None
         if port is not None and port != _DEFAULT_PORTS[parts.scheme]:
             host = f"{host}:{port}"
         # Spaces and non-ASCII characters in the path are percent-encoded as a browser does;
@@ -99,13 +190,17 @@ class SiteUrl:
 
 
 def parse_host(value: str, option: str = "hosts") -> str:
-    """A bare host name as Cloudflare wants it: no scheme, no path, lower case."""
+    """A bare host name as Cloudflare wants it: no scheme, no path, lower case, IDNA ASCII (an
+    optional :port kept)."""
     host = value.strip().lower()
     if not host or any(c in host for c in "/\\?#@") or any(c.isspace() for c in host):
         raise ConfigError(
             option, f"{value!r} is not a bare host name (write docs.example.com, no scheme or path)"
         )
-    return host
+    try:
+        return dns_host(host)
+    except ValueError as exc:
+        raise ConfigError(option, str(exc)) from None
 
 
 @dataclass(frozen=True)
