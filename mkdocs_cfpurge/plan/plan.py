@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mkdocs_cfpurge.errors import UsageError
+from mkdocs_cfpurge.plan.baseline import Baseline
 from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 from mkdocs_cfpurge.plan.changes import Reason, Status
 
@@ -69,6 +70,8 @@ class PurgePlan:
     notes: list[str] = field(default_factory=list)
     decisions: list[dict[str, Any]] = field(default_factory=list)
     version: int = PLAN_VERSION
+    # What the changes were computed against (None: a saved or pending plan, sent as it is).
+    baseline: Baseline | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -87,6 +90,7 @@ class PurgePlan:
             "decisions": self.decisions,
             "changes": [change.to_dict() for change in self.changes],
             "requests": self.requests,
+            "baseline": None if self.baseline is None else self.baseline.to_dict(),
         }
 
     def to_json(self) -> bytes:
@@ -117,7 +121,7 @@ class PurgePlan:
         changes = data["changes"]
         if not isinstance(changes, list):
             raise ValueError("'changes' must be a list")
-        zone_id = data.get("zone_id")
+        zone_id, baseline = data.get("zone_id"), data.get("baseline")
         if zone_id is not None and not isinstance(zone_id, str):
             raise ValueError("'zone_id' must be a string or null")
         return cls(
@@ -128,4 +132,5 @@ class PurgePlan:
             strategy=str(data.get("strategy", "files")),
             notes=[str(note) for note in data.get("notes", [])],
             decisions=list(data.get("decisions", [])),
+            baseline=None if baseline is None else Baseline.from_dict(baseline),
         )
