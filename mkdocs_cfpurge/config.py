@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mkdocs.config import base
 
 from mkdocs_cfpurge.errors import ConfigError
-from mkdocs_cfpurge.settings import OPTION_NAMES, Options, check_option
+from mkdocs_cfpurge.settings import OPTION_NAMES, Options, check_option, option_info
 
 
 class ModelOption(base.BaseConfigOption[Any]):
@@ -23,10 +23,16 @@ class ModelOption(base.BaseConfigOption[Any]):
     def __init__(self, name: str) -> None:
         super().__init__()
         self.name = name
-        self.default = copy.deepcopy(Options.model_fields[name].default)
+        # An option its variable fills stays unset (None) when mkdocs.yml leaves it out: the
+        # options model then takes the variable, else its own default.
+        self.from_env = bool(option_info(name)[1].get("env"))
+        default = None if self.from_env else Options.model_fields[name].default
+        self.default = copy.deepcopy(default)
         self.__doc__ = Options.model_fields[name].description
 
     def run_validation(self, value: object) -> Any:
+        if value is None and self.from_env:
+            return None
         try:
             return check_option(self.name, value)
         except ConfigError as exc:
