@@ -46,7 +46,7 @@ def read_live_marker(
     seconds: float = READ_SECONDS,
     attempts: int = ATTEMPTS,
     max_bytes: int = MAX_MARKER_BYTES,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> Baseline:
     """The baseline the marker served under `origin_base` gives for `site_url` (see above)."""
     import httpx
@@ -79,7 +79,7 @@ def read_live_marker(
             if attempt + 1 == attempts or time.monotonic() + pause >= deadline:
                 break
             log.info("cfpurge: reading %s: %s; trying again", url, problem)
-            sleep(pause)
+            (sleep or time.sleep)(pause)
     return _none(url, f"the origin could not be read ({problem})")
 
 
