@@ -58,10 +58,9 @@ def main() -> int:
         # The demo's origin serves the folder the site is built into, so purge right after a
         # build (`mkdocs gh-deploy` users keep the default: purge after the verified push).
         config = work / "mkdocs.yml"
-        # Its state is kept in the copy, and its site_url is not served here: no live marker
-        # to read (live_baseline), so the first build records the baseline.
-        options = "      purge_on: [build]\n      live_baseline: false\n"
-        config.write_text(config.read_text().replace("  - cfpurge:\n", "  - cfpurge:\n" + options))
+        config.write_text(
+            config.read_text().replace("  - cfpurge:\n", "  - cfpurge:\n      purge_on: [build]\n")
+        )
         (work / "site").mkdir()
         with LocalCloudflare(
             zone_id=ZONE_ID, zone_name="example.com", api_token=TOKEN, origin=work / "site"

@@ -248,3 +248,24 @@ def test_an_origin_down_at_build_time_loses_nothing(world: World) -> None:
         SITE + "search/search_index.json",
     }
     assert not check.collateral
+
+
+def test_a_slow_publication_is_purged_within_seconds_of_it(world: World) -> None:
+    """A host that takes 7 s to publish: the polls have backed off to their 2 s cap by then, and
+    the last purge request still comes within 5 s of the publication (default settings)."""
+    write_mkdocs_project(world.sources, PAGES, plugin={"origin_url": world.origin_url})
+    work = world.fresh_copy("run-1")
+    ok(world.mkdocs_build(work))
+    world.origin.wait_published(world.deploy(work / "site"))
+
+    world.edit(EDIT)
+    work = world.fresh_copy("run-2")
+    ok(world.mkdocs_build(work))
+    before, start = world.served(), len(world.cf.purges)
+    world.origin.delay = 7.0
+    version = world.deploy(work / "site")
+    out = ok(world.purge(work))
+    check = world.check_purge(before, version, start)  # asserts latency <= 5 s
+    assert check.requests == 1 and check.latency <= 5.0
+    waited = float(out.split("the origin serves this build (after ")[1].split("s,")[0])
+    assert waited >= 6.0  # it did wait for the publication
