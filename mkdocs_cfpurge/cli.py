@@ -21,14 +21,14 @@ import click
 
 from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge.build.atomic import write_atomic
-from mkdocs_cfpurge.build.marker import write_marker
+from mkdocs_cfpurge.build.marker import MARKER_NAME
 from mkdocs_cfpurge.deploy.branch import BRANCH_MANIFEST
 from mkdocs_cfpurge.deploy.origin import OriginWait
 from mkdocs_cfpurge.errors import CfPurgeError, ExitCode, UsageError
 from mkdocs_cfpurge.freshness import unread_cache_rules
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.plan import PurgePlan
-from mkdocs_cfpurge.plan.report import markdown_summary, text_summary
+from mkdocs_cfpurge.plan.report import append_outputs, markdown_summary, text_summary
 from mkdocs_cfpurge.settings import (
     OPTION_NAMES,
     PLANS,
@@ -214,12 +214,22 @@ def manifest(site_dir: Path, site_url: str, out: Path, **kw: Any) -> None:
 @cli.command(short_help="Write the build marker into SITE_DIR before deploying.")
 @click.argument("site_dir", type=click.Path(path_type=Path))
 @site_url_option(required=True)
-@model_options("hashing")
+@model_options(*PLANNING)
+@model_option("origin_url")
 def mark(site_dir: Path, site_url: str, **kw: Any) -> None:
-    """Write the build marker into SITE_DIR before deploying it (for --wait-for-origin)."""
-    built = pipeline.scan(_site_dir(site_dir), make_settings(site_url, **kw))
-    path = write_marker(site_dir, built)
-    click.echo(f"{path} written (digest {built.digest()[:12]})")
+    """Write the build marker into SITE_DIR before deploying it (any generator's output).
+
+    The marker holds the build's digest (what `purge --wait-for-origin` waits for) and the plan
+    this deploy owes, made against the local manifest if there is one, else against the marker
+    the origin serves now (--origin-url, default --site-url). After the deploy, `purge SITE_DIR`
+    sends exactly that plan, from any folder holding the built site.
+    """
+    settings = make_settings(site_url, **kw)
+    build = pipeline.prepare(_site_dir(site_dir), settings, live=True)
+    click.echo(
+        f"{site_dir / MARKER_NAME} written (digest {build.manifest.digest()[:12]}; "
+        f"{len(build.plan.requests)} request(s) owed)"
+    )
 
 
 @cli.command(short_help="Purge what SITE_DIR changed, a saved plan, or what is owed.")
@@ -255,10 +265,16 @@ def purge(site_dir: Path | None, site_url: str | None, saved_plan: Path | None, 
     source: pipeline.Source = saved
     ready = None
     if site_dir is not None:
-        settings, source = pipeline.read_site(_site_dir(site_dir), settings)
+        # The plan the build's marker carries (made at build time, against the live site), or
+        # a build hashed now for a folder whose marker carries none.
+        settings, built = pipeline.read_build(_site_dir(site_dir), settings)
+        source = built
         if settings.wait_for_origin:
-            ready = OriginWait.of(settings).until_build(source.digest())
+            manifest = built.manifest if isinstance(built, pipeline.PreparedBuild) else built
+            ready = OriginWait.of(settings).until_build(manifest.digest())
     result = pipeline.purge(settings, source, origin_ready=ready)
+    plan_path = settings.plan_path if settings.plan_path is not None else ""
+    append_outputs({"requests": str(result.requests_sent), "plan": str(plan_path)}, os.environ)
     if result.dry_run:
         click.echo(result.plan.to_json().decode(), nl=False)
 

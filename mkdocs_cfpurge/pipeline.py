@@ -2,11 +2,13 @@
 
 Two entry points, one for each moment of a deploy:
 
-- `prepare(site_dir, settings)` right after the build: hash the output, plan against the last
-  deploy, write the build marker (with what this deploy owes) and report the plan;
+- `prepare(site_dir, settings)` right after the build: hash the output, find the baseline (local
+  manifest → deployed branch → live marker → none), plan against it, write the build marker
+  (with the plan this deploy owes) and report the plan;
 - `purge(settings, source)` once the deploy is done: dry run or not, wait for the origin (or keep
   the purge pending), check the zone, send, commit the manifest, report. `source` is a built
-  manifest, a prepared build, a saved plan, or None for what is pending.
+  manifest, a prepared build (or one read back from its marker: `read_build`), a saved plan, or
+  None for what is pending.
 
 The MkDocs plugin, the CLI, the watcher and the deploy flows (gh-deploy, purge-branch) only
 gather their inputs and call these; nothing here imports mkdocs or a front end.
@@ -17,13 +19,18 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mkdocs_cfpurge.build.atomic import write_atomic
-from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
-from mkdocs_cfpurge.build.marker import MARKER_NAME, write_marker
+from mkdocs_cfpurge.build.manifest import (
+    Manifest,
+    build_manifest,
+    compile_excludes,
+    iter_site_files,
+)
+from mkdocs_cfpurge.build.marker import MARKER_NAME, read_marker, write_marker
 from mkdocs_cfpurge.build.noise import make_normalizer, presets_in, sampled_pages
 from mkdocs_cfpurge.errors import PurgeFailed, PurgeIncomplete, UsageError
 from mkdocs_cfpurge.freshness import (
@@ -39,6 +46,7 @@ from mkdocs_cfpurge.freshness import (
 )
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
+from mkdocs_cfpurge.plan.baseline import Baseline, BaselineSource, given, local
 from mkdocs_cfpurge.plan.bodies import Body, hosts_of, merge_requests
 from mkdocs_cfpurge.plan.cacherules import (
     CacheRulesCheck,
@@ -59,9 +67,10 @@ if TYPE_CHECKING:  # httpx loads only when a purge really runs
 ClientFactory = Callable[[Settings], "CloudflareClient"]
 # Blocks until the origin serves the new build (returns the seconds waited); PurgeFailed if not.
 OriginReady = Callable[[], float]
-# What the deployed site holds (given this build's manifest), read only when there is no local
-# manifest: a fresh runner.
-BaselineSource = Callable[[Manifest], "Manifest | None"]
+# What a deployed branch holds (given this build's manifest), asked only when there is no local
+# manifest (a fresh runner); None when there is no such branch.
+BranchBaseline = Callable[[Manifest], "Baseline | None"]
+EVERYTHING: Body = {"purge_everything": True}
 
 
 # --- the build -----------------------------------------------------------------------------
@@ -90,14 +99,19 @@ def scan(site_dir: Path, settings: Settings) -> Manifest:
 
 def read_site(site_dir: Path, settings: Settings) -> tuple[Settings, Manifest]:
     """The settings with the hosts the site's own `CNAME` announces, and the site's manifest."""
+    settings = site_settings(site_dir, settings)
+    return settings, scan(site_dir, settings)
+
+
+def site_settings(site_dir: Path, settings: Settings) -> Settings:
+    """The settings with the hosts the site's own `CNAME` announces."""
     if not site_dir.is_dir():
         raise UsageError(f"site folder {str(site_dir)!r} does not exist or is not a folder")
     try:
         cname: bytes | None = (site_dir / "CNAME").read_bytes()
     except OSError:
         cname = None
-    settings = settings.with_cname(cname, f"{site_dir.name}/CNAME")
-    return settings, scan(site_dir, settings)
+    return settings.with_cname(cname, f"{site_dir.name}/CNAME")
 
 
 # --- what may be sent ----------------------------------------------------------------------
@@ -184,18 +198,22 @@ def make_plan(
     new: Manifest,
     settings: Settings,
     pending: Pending | None = None,
+    *,
     rules: CacheRulesCheck | None = None,
+    baseline: Baseline | None = None,
 ) -> PurgePlan:
     """The plan from the last deploy's manifest to this build's, plus what is still owed, under
-    the zone's cache rules when they were read."""
+    the zone's cache rules when they were read.
+
+    `baseline` says where `old` came from (or why there is none): the plan states it.
+    """
     mapper = settings.mapper()
     variants = QueryVariants.decide(settings, rules.rules if rules is not None else None)
     if old is None:
         plan = build_plan([], mapper, strategy=settings.strategy, zone_id=settings.zone_id)
-        plan.notes.append(
-            f"no manifest of an earlier deploy at {settings.manifest_path}: this deploy "
-            f"records the baseline ({len(new.files)} files) and purges nothing"
-        )
+        plan.notes.append(no_baseline_note(baseline, new, settings))
+        if baseline is not None and baseline.unknown and settings.allow_purge_everything:
+            plan.requests, plan.strategy = [dict(EVERYTHING)], "everything"
     else:
         plan = build_plan(
             diff(old.files, new.files, old.resend),
@@ -215,6 +233,11 @@ def make_plan(
             query_variants=variants.needed,
         )
         variants.record(plan)
+    if baseline is not None:
+        plan.baseline = baseline
+        # The local manifest is the usual case: the plan's `baseline` field says it, no note.
+        if old is not None and baseline.source is not BaselineSource.LOCAL_MANIFEST:
+            plan.notes.insert(0, baseline.describe())
     for note in (hashing_note(old, new), mass_change_hint(old, new, settings.ignore_changes)):
         if note:
             plan.notes.append(note)
@@ -229,16 +252,97 @@ def make_plan(
     return plan
 
 
+def no_baseline_note(baseline: Baseline | None, new: Manifest, settings: Settings) -> str:
+    """What a plan with nothing to compare with means, said for this mode (a dry run records
+    nothing) and this kind of "none" (a first deploy is not an unknown deployed state)."""
+    looked = f"no manifest of an earlier deploy at {settings.manifest_path}"
+    if baseline is not None and baseline.detail:
+        looked = baseline.detail
+    if baseline is not None and baseline.unknown:
+        then = (
+            "the purge step purges the whole zone (allow_purge_everything)"
+            if settings.allow_purge_everything
+            else "the purge step fails (exit 1) rather than purge nothing; keep the manifest "
+            "between runs, make origin_url reachable from this runner, or set "
+            "allow_purge_everything to purge the whole zone instead"
+        )
+        return (
+            f"no baseline: {looked}. What this deploy changed is unknown (this is not taken "
+            f"for a first deploy): {then}"
+        )
+    if settings.dry_run:
+        return (
+            f"{looked}: nothing to compare this build with, and a dry run records nothing. To "
+            f"get a baseline, deploy once (the {MARKER_NAME} it publishes is the baseline the "
+            "next build reads from the origin), or record what is deployed now: "
+            f"mkdocs-cfpurge manifest DEPLOYED_SITE_DIR --site-url {settings.site} --out "
+            f"{shlex.quote(str(settings.manifest_path))}"
+        )
+    then = ""
+    if baseline is not None and baseline.where.endswith(MARKER_NAME):  # the origin was read
+        then = f"; the next deploy compares with the {MARKER_NAME} this one publishes"
+    return (
+        f"{looked}: this deploy records the baseline ({len(new.files)} files) and purges "
+        f"nothing{then}"
+    )
+
+
+AnyBaseline = Manifest | Baseline | None
+
+
+def current_baseline(state: StateStore, baseline: AnyBaseline) -> Baseline:
+    """The local manifest when there is one (it always comes first), else `baseline` (a bare
+    manifest is one a deploy flow read from its branch; None: nothing was found)."""
+    manifest = state.load_manifest()
+    if manifest is not None:
+        return local(manifest, str(state.manifest_path))
+    if isinstance(baseline, Baseline):
+        return baseline
+    return given(baseline)
+
+
+def find_baseline(
+    settings: Settings,
+    new: Manifest,
+    *,
+    branch: BranchBaseline | None = None,
+    live: bool = False,
+) -> Baseline:
+    """The baseline of a deploy of `new`, in order: the local manifest, the deployed branch (when
+    the front end knows one), the marker the origin serves (`live`), else none."""
+    store = StateStore(settings.manifest_path, str(settings.site))
+    found = current_baseline(store, None)
+    if found.manifest is not None:
+        log.info("cfpurge: %s", found.describe())
+        return found
+    looked = [f"no manifest of an earlier deploy at {settings.manifest_path}"]
+    if branch is not None:
+        deployed = branch(new)
+        if deployed is not None:
+            return deployed
+        looked.append("no deployed branch")
+    if not live:
+        return Baseline(BaselineSource.NONE, str(settings.manifest_path), "; ".join(looked), True)
+    from mkdocs_cfpurge.deploy.live import read_live_marker
+
+    served = read_live_marker(settings.origin_base, str(settings.site))
+    if served.manifest is not None:
+        return served
+    return replace(served, detail="; ".join([*looked, served.detail]))
+
+
 def preview(
     settings: Settings,
     new: Manifest,
-    baseline: Manifest | None = None,
+    baseline: AnyBaseline = None,
     rules: CacheRulesCheck | None = None,
 ) -> PurgePlan:
     """The plan a deploy of `new` would send, reading the state but changing nothing."""
     store = StateStore(settings.manifest_path, str(settings.site))
-    old = store.load_manifest() or baseline
-    return make_plan(old, new, settings, store.load_pending(), rules)
+    current = current_baseline(store, baseline)
+    return make_plan(
+        current.manifest, new, settings, store.load_pending(), rules=rules, baseline=current
+    )
 
 
 def owed_paths(plan: PurgePlan) -> list[str]:
@@ -263,37 +367,95 @@ def report(plan: PurgePlan, settings: Settings, env: Mapping[str, str] = os.envi
 
 @dataclass(frozen=True)
 class PreparedBuild:
-    """What a build knows before its deploy: its manifest, its plan (already reported) and the
-    baseline that plan was made against (a deployed branch's, read before the push)."""
+    """What a build knows before its deploy: its manifest, its plan and the baseline that plan
+    was made against (a deployed branch's or the origin's, read before the deploy).
+
+    `from_marker`: read back from the marker in the built folder by a later job (`read_build`):
+    the plan is what the build owes, not yet reported here, and the baseline's manifest is not
+    at hand. `live`: the origin may be asked again at purge time when the build found no
+    baseline.
+    """
 
     settings: Settings
     manifest: Manifest
     plan: PurgePlan
-    baseline: Manifest | None = None
+    baseline: Baseline | None = None
+    from_marker: bool = False
+    live: bool = False
 
 
 def prepare(
     site_dir: Path,
     settings: Settings,
     *,
-    baseline: BaselineSource | None = None,
+    baseline: BranchBaseline | None = None,
+    live: bool = False,
     env: Mapping[str, str] = os.environ,
 ) -> PreparedBuild:
-    """Hash the built site, plan against the last deploy, write the build marker and report.
+    """Hash the built site, find the baseline, plan against it, write the build marker (with the
+    plan this deploy owes) and report.
 
-    `baseline` is asked only when there is no local manifest (a fresh runner).
+    `baseline` (a deployed branch) and `live` (the marker the origin serves) are the sources the
+    front end says apply; they are asked only when there is no local manifest.
     """
     settings, manifest = read_site(site_dir, settings)
-    old = None
-    if baseline is not None and not settings.manifest_path.exists():
-        old = baseline(manifest)
+    found = find_baseline(settings, manifest, branch=baseline, live=live)
     # A deploy's purge reads the zone's cache rules right before sending; a dry run says it
     # did not.
     rules = unread_cache_rules(settings) if settings.dry_run else None
-    plan = preview(settings, manifest, old, rules)
-    write_marker(site_dir, manifest, owed_paths(plan))
+    plan = preview(settings, manifest, found, rules)
+    # With no baseline, every file may have changed: the next deploy resends them all.
+    owed = list(manifest.files) if found.unknown else owed_paths(plan)
+    write_marker(site_dir, manifest, owed, carried_plan(plan))
     report(plan, settings, env)
-    return PreparedBuild(settings, manifest, plan, old)
+    return PreparedBuild(settings, manifest, plan, found, live=live)
+
+
+def carried_plan(plan: PurgePlan) -> dict[str, Any]:
+    """The plan as the marker carries it: published with the site, so without the zone id."""
+    return {**plan.to_dict(), "zone_id": None}
+
+
+def read_build(site_dir: Path, settings: Settings) -> tuple[Settings, Manifest | PreparedBuild]:
+    """A built folder as the purge step after its deploy sees it: the build its marker records
+    (manifest and owed plan, as made at build time, maybe on another runner) when the marker
+    carries a plan; else the folder's manifest, hashed now."""
+    settings = site_settings(site_dir, settings)
+    marker = read_marker(site_dir)
+    if marker is None or marker.purge is None:
+        return settings, scan(site_dir, settings)
+    where = f"{str(site_dir / MARKER_NAME)!r}"
+    if marker.site_url != str(settings.site):
+        raise UsageError(
+            f"{where} was made for site_url {marker.site_url!r}, not {str(settings.site)!r}"
+        )
+    try:
+        plan = PurgePlan.from_dict(marker.purge)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"{where} carries an invalid plan: {exc}") from None
+    missing = [path for path in marker.manifest.files if not (site_dir / path).is_file()]
+    if missing:
+        raise UsageError(
+            f"{where} lists {len(missing)} file(s) the folder does not hold (first: "
+            f"{missing[0]!r}): it belongs to another build; build again, or run "
+            "`mkdocs-cfpurge mark` on this folder"
+        )
+    present = iter_site_files(site_dir, compile_excludes([*settings.exclude, f"/{MARKER_NAME}"]))
+    unmarked = [path for path in present if path not in marker.manifest.files]
+    if unmarked:
+        log.warning(
+            "cfpurge: %d file(s) of %s are not in its marker (written after it, or excluded at "
+            "build time), so their changes are not purged: %s",
+            len(unmarked),
+            site_dir,
+            ", ".join(unmarked[:3]) + (" …" if len(unmarked) > 3 else ""),
+        )
+    plan.zone_id = settings.zone_id
+    baseline = plan.baseline or Baseline(BaselineSource.NONE, where, "the marker names none")
+    log.info("cfpurge: the plan this build owes comes from its marker; %s", baseline.describe())
+    return settings, PreparedBuild(
+        settings, marker.manifest, plan, baseline, from_marker=True, live=True
+    )
 
 
 # --- the purge -----------------------------------------------------------------------------
@@ -349,8 +511,9 @@ def purge(
     `PurgeIncomplete` is raised.
     """
     prepared = source if isinstance(source, PreparedBuild) else None
+    found: AnyBaseline = baseline
     if prepared is not None:
-        settings, baseline = prepared.settings, prepared.baseline
+        settings, found = prepared.settings, prepared.baseline
     new = prepared.manifest if prepared is not None else source
     saved = source if isinstance(source, PurgePlan) else None
     if not isinstance(new, Manifest):
@@ -358,19 +521,22 @@ def purge(
     if saved is not None:
         check_saved_plan(saved, settings)
     if settings.dry_run:
-        return _dry_run(settings, prepared, new, saved, baseline, env)
+        return _dry_run(settings, prepared, new, saved, found, env)
     settings.require_purge_access()
+    if prepared is not None and prepared.live:
+        found = look_again(prepared)
+    carried = prepared.plan if prepared is not None and prepared.from_marker else None
     waited = None
     if origin_ready is not None:
         try:
             waited = origin_ready()
         except PurgeFailed:
             if new is not None:
-                defer(settings, new, baseline)
+                defer(settings, new, found, carried)
             raise
-    result = _send(settings, new, saved, baseline, client_factory)
+    result = _send(settings, new, saved, found, client_factory, carried)
     result.waited = waited
-    if prepared is None or result.plan.requests != prepared.plan.requests:
+    if prepared is None or prepared.from_marker or result.plan.requests != prepared.plan.requests:
         report(result.plan, settings, env)  # what was sent, when it differs from what was shown
     if result.baseline_recorded:
         log.info("cfpurge: first deploy, nothing to purge: baseline recorded")
@@ -386,11 +552,13 @@ def _dry_run(
     prepared: PreparedBuild | None,
     new: Manifest | None,
     saved: PurgePlan | None,
-    baseline: Manifest | None,
+    baseline: AnyBaseline,
     env: Mapping[str, str],
 ) -> PurgeResult:
     if prepared is not None:
-        plan = prepared.plan  # made and reported when the build was prepared
+        plan = prepared.plan  # made when the build was prepared (and reported then, unless read
+        if prepared.from_marker:  # back from its marker by a later job)
+            report(plan, settings, env)
     else:
         rules = unread_cache_rules(settings)
         if new is not None:
@@ -411,21 +579,22 @@ def _send(
     settings: Settings,
     new: Manifest | None,
     saved: PurgePlan | None,
-    baseline: Manifest | None,
+    baseline: AnyBaseline,
     client_factory: ClientFactory | None,
+    carried: PurgePlan | None = None,
 ) -> PurgeResult:
     """Under the lock: plan (again, from the manifest on disk, so two runs never both purge
     against one baseline), check the zone, keep what is owed, send, commit."""
     with StateStore(settings.manifest_path, str(settings.site)) as state:
         pending = state.load_pending()
-        old = state.load_manifest() or baseline
+        current = current_baseline(state, baseline)
         if new is not None:
-            plan = make_plan(old, new, settings, pending)
+            plan = owed_plan(current, new, settings, pending, carried)
         else:
             plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
             add_owed(plan, pending, settings)
         to_commit = new if new is not None else pending.next_manifest
-        recorded = new is not None and old is None
+        recorded = new is not None and current.source is BaselineSource.NONE
         if plan.is_empty:
             state.commit(to_commit)
             return PurgeResult(plan, 0, baseline_recorded=recorded)
@@ -438,7 +607,7 @@ def _send(
             if settings.check_cache_rules:
                 rules = read_cache_rules(client)
                 if new is not None:
-                    plan = make_plan(old, new, settings, pending, rules)
+                    plan = owed_plan(current, new, settings, pending, carried, rules)
                 else:
                     apply_cache_rules(plan, settings, rules)
             state.save_pending(Pending(plan.requests, to_commit))
@@ -470,15 +639,83 @@ def _send(
         return PurgeResult(plan, sent)
 
 
-def defer(settings: Settings, new: Manifest, baseline: Manifest | None = None) -> Path | None:
+def owed_plan(
+    current: Baseline,
+    new: Manifest,
+    settings: Settings,
+    pending: Pending,
+    carried: PurgePlan | None = None,
+    rules: CacheRulesCheck | None = None,
+) -> PurgePlan:
+    """What a deploy of `new` owes, with what is pending: the plan against `current`, or the
+    plan the build carried in its marker when the baseline's manifest is not at hand here;
+    under the zone's cache rules when they were read.
+
+    With no baseline at all, only the whole zone is a purge that cannot miss anything: sent when
+    `allow_purge_everything` (here or at build time) allows it, else PurgeFailed (exit 1).
+    """
+    if carried is not None and current.manifest is None:
+        plan = replace(carried, requests=list(carried.requests), notes=list(carried.notes))
+        # The marker came with the folder: input, checked like a saved plan.
+        check_source(plan.requests, settings, f"the plan carried in the site's {MARKER_NAME}")
+        add_owed(plan, pending, settings)
+        if rules is not None:
+            apply_cache_rules(plan, settings, rules)
+    else:
+        plan = make_plan(current.manifest, new, settings, pending, rules=rules, baseline=current)
+    if current.unknown:
+        if settings.allow_purge_everything:
+            plan.requests, plan.strategy = [dict(EVERYTHING)], "everything"
+        if not any("purge_everything" in body for body in plan.requests):
+            raise PurgeFailed(
+                f"no baseline to compare this build with ({current.detail}): nothing purged, "
+                "nothing recorded. Set allow_purge_everything (--allow-purge-everything) to "
+                f"purge the whole zone, keep {str(settings.manifest_path)!r} between runs, or "
+                f"make the origin ({settings.origin_base}) readable where the site is built"
+            )
+    return plan
+
+
+def look_again(prepared: PreparedBuild) -> Baseline | None:
+    """A build that found no baseline (its origin could not be read) asks the origin once more,
+    before the deploy is published there: what it serves then is the baseline after all."""
+    baseline, settings = prepared.baseline, prepared.settings
+    if baseline is None or not baseline.unknown or settings.manifest_path.exists():
+        return baseline
+    from mkdocs_cfpurge.deploy.live import read_live_marker
+
+    served = read_live_marker(settings.origin_base, str(settings.site))
+    if served.digest is not None and served.digest == prepared.manifest.digest():
+        log.warning(
+            "cfpurge: no baseline: the origin already serves this build, so what it replaced "
+            "is unknown"
+        )
+        return baseline
+    if served.unknown:
+        log.warning("cfpurge: still no baseline: %s", served.detail)
+        return baseline
+    log.info("cfpurge: the build found no baseline; at purge time, %s", served.describe())
+    return served
+
+
+def defer(
+    settings: Settings,
+    new: Manifest,
+    baseline: AnyBaseline = None,
+    carried: PurgePlan | None = None,
+) -> Path | None:
     """Keep this build's purge owed for a later run (the origin never served the build, or the
     deploy could not be followed); return the pending file (None in a dry run: it keeps
-    nothing)."""
+    nothing, and with no baseline there is nothing known to keep)."""
     if settings.dry_run:
         return None
     with StateStore(settings.manifest_path, str(settings.site)) as state:
         pending = state.load_pending()
-        plan = make_plan(state.load_manifest() or baseline, new, settings, pending)
+        try:
+            plan = owed_plan(current_baseline(state, baseline), new, settings, pending, carried)
+        except PurgeFailed as exc:
+            log.error("cfpurge: nothing kept pending: %s", exc)
+            return None
         state.save_pending(Pending(plan.requests, new, pending.refused))
     log.error(
         "cfpurge: the purge is kept as pending in %s; once the origin serves this build, send it "

@@ -26,6 +26,7 @@ from mkdocs_cfpurge.deploy import ghpages
 from mkdocs_cfpurge.deploy.mike import mike_build_version
 from mkdocs_cfpurge.errors import CfPurgeError, PurgeFailed
 from mkdocs_cfpurge.log import log
+from mkdocs_cfpurge.plan.baseline import Baseline, BaselineSource
 from mkdocs_cfpurge.settings import Settings, parse_options
 
 
@@ -149,6 +150,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
                 site_dir,
                 self.settings,
                 baseline=lambda new: self._deployed_baseline(config, site_dir, new),
+                live=self.settings.live_baseline,
                 env=self.env,
             )
         except CfPurgeError as exc:
@@ -163,7 +165,7 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
 
     def _deployed_baseline(
         self, config: MkDocsConfig, site_dir: Path, new: Manifest
-    ) -> Manifest | None:
+    ) -> Baseline | None:
         """A fresh CI runner has no manifest: the deployed branch is the baseline.
 
         gh-deploy fetches it; a plain build (a pull request's dry run) reads the remote-tracking
@@ -174,7 +176,9 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
         remote, branch = config.remote_name, config.remote_branch
         fetch = self._command == "gh-deploy"
         try:
-            return ghpages.deployed_baseline(Path.cwd(), remote, branch, site_dir, new, fetch=fetch)
+            found = ghpages.deployed_baseline(
+                Path.cwd(), remote, branch, site_dir, new, fetch=fetch
+            )
         except CfPurgeError as exc:
             if fetch:
                 raise PurgeFailed(
@@ -183,6 +187,9 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
                 ) from None
             log.warning("cfpurge: cannot read %s/%s as a baseline: %s", remote, branch, exc)
             return None
+        if found is None:
+            return None
+        return Baseline(BaselineSource.DEPLOYED_BRANCH, f"{remote}/{branch}", manifest=found)
 
     def on_build_error(self, *, error: Exception) -> None:
         self.build_failed = True

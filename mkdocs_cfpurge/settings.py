@@ -396,7 +396,19 @@ class Options(BaseModel):
         unit="seconds",
     )
     origin_interval: Seconds = _option(
-        10.0, "Seconds between two polls of the origin.", group="origin", unit="seconds"
+        2.0,
+        "The longest pause between two polls of the origin: polls start 0.25 s apart and back "
+        "off to it, so the purge follows the publication within seconds, in about "
+        "origin_timeout / origin_interval requests at most.",
+        group="origin",
+        unit="seconds",
+    )
+    live_baseline: Flag = _option(
+        True,
+        "With no local manifest and no deployed branch (a fresh runner), plan against the "
+        "marker the origin serves now (`origin_url`, else site_url, + `cfpurge-build.json`). "
+        "Off: such a build is taken for a first deploy and purges nothing.",
+        group="plugin",
     )
     query_strings: QueryStrings = _option(
         "auto",

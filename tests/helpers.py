@@ -74,7 +74,9 @@ def make_site(
     """A small MkDocs project in `root` with `plugins: [search, cfpurge]`; returns mkdocs.yml."""
     root.mkdir(parents=True, exist_ok=True)
     write_files(root / "docs", pages if pages is not None else DEFAULT_PAGES)
-    plugin: Any = {"cfpurge": dict(options)} if options else "cfpurge"
+    # No live marker unless a test asks for one: these site_urls are not served on this machine,
+    # and a build with no local manifest would otherwise read them (deploy/live.py).
+    plugin: Any = {"cfpurge": {"live_baseline": False, **(options or {})}}
     config: dict[str, Any] = {
         "site_name": "Test site",
         "theme": {"name": theme},

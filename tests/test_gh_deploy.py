@@ -476,7 +476,7 @@ def test_cli_purge_waits_for_the_origin_to_serve_the_marked_build(
     baseline = cli("manifest", str(v1_dir), "--site-url", SITE, "--out", str(manifest))
     assert baseline.returncode == 0, baseline.stderr
     for build in (v1_dir, v2_dir):
-        marked = cli("mark", str(build), "--site-url", SITE)
+        marked = cli("mark", str(build), "--site-url", SITE, "--manifest", str(manifest))
         assert marked.returncode == 0, marked.stderr
     assert (v1_dir / MARKER).read_bytes() != (v2_dir / MARKER).read_bytes()
     shutil.copytree(v1_dir, served)  # what the origin serves now: v1, with its own marker

@@ -3,6 +3,10 @@
 GitHub Pages publishes minutes after a push. The origin is polled, past every cache, for a file
 whose bytes tell the builds apart: the build marker (its digest), or for a branch that another
 tool wrote (mike) one file the push changed (its git blob id, or a 404 for a removed one).
+
+Polls start a quarter second apart and back off to `origin_interval`: a host that publishes in
+seconds is caught at once, one that takes minutes costs a bounded number of requests, and the
+purge goes out at most `origin_interval` after the origin serves the build.
 """
 
 from __future__ import annotations
@@ -18,12 +22,16 @@ from mkdocs_cfpurge.deploy.git import blob_id
 from mkdocs_cfpurge.errors import PurgeFailed
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.urls import encode_path
-from mkdocs_cfpurge.settings import Settings
+from mkdocs_cfpurge.settings import Settings, is_loopback
 
 if TYPE_CHECKING:
     import httpx
 
+    from mkdocs_cfpurge.http import DeadlineClient
+
 PROGRESS_EVERY = 30.0  # seconds between two "still waiting" lines
+FIRST_PAUSE = 0.25  # seconds between the first two polls; each pause then grows by BACKOFF
+BACKOFF = 1.5
 
 # What a poll of the origin made of the answer: (done, a few words on it for the progress line).
 Check = Callable[["httpx.Response"], tuple[bool, str]]
@@ -77,16 +85,17 @@ class OriginWait:
         seconds waited. On timeout, PurgeFailed (exit 1) says what the origin last answered."""
         import httpx
 
-        from mkdocs_cfpurge.http import DeadlineClient
-
         url = self.url.rstrip("/") + "/" + path
         start = self.clock()
         deadline = start + self.timeout
         last = "no answer yet"
         last_logged = -PROGRESS_EVERY
         timeout = min(30.0, max(self.interval, 5.0))
-        with DeadlineClient(deadline=timeout, follow_redirects=True) as http:
+        pause = min(FIRST_PAUSE, self.interval)
+        polls = 0
+        with origin_client(url, timeout) as http:
             while True:
+                polls += 1
                 try:
                     response = http.get(
                         url,
@@ -96,7 +105,12 @@ class OriginWait:
                     done, last = check(response)
                     if done:
                         waited = self.clock() - start
-                        log.info("cfpurge: the origin serves %s (after %.0fs)", what, waited)
+                        log.info(
+                            "cfpurge: the origin serves %s (after %.1fs, %d poll(s))",
+                            what,
+                            waited,
+                            polls,
+                        )
                         return waited
                 except httpx.HTTPError as exc:
                     last = type(exc).__name__
@@ -115,4 +129,17 @@ class OriginWait:
                         now - start,
                         self.timeout,
                     )
-                self.sleep(min(self.interval, max(0.0, deadline - now)))
+                self.sleep(min(pause, max(0.0, deadline - now)))
+                pause = min(pause * BACKOFF, self.interval)
+
+
+def origin_client(url: str, timeout: float) -> DeadlineClient:
+    """A client for the origin at `url`: each request ends within `timeout` (connect to last
+    byte), redirects followed, and never a proxy to loopback (the environment's proxy settings
+    apply to other hosts, as they do for any HTTP tool)."""
+    import httpx
+
+    from mkdocs_cfpurge.http import DeadlineClient
+
+    loopback = is_loopback(httpx.URL(url).host)
+    return DeadlineClient(deadline=timeout, follow_redirects=True, trust_env=not loopback)

@@ -13,6 +13,7 @@ from typing import Any
 
 from mkdocs_cfpurge.build.safejson import parse_json
 from mkdocs_cfpurge.errors import UsageError
+from mkdocs_cfpurge.plan.baseline import Baseline
 from mkdocs_cfpurge.plan.bodies import Body, check_bodies
 from mkdocs_cfpurge.plan.changes import Reason, Status
 
@@ -72,6 +73,8 @@ class PurgePlan:
     version: int = PLAN_VERSION
     # The file a saved plan was read from (for messages); never written into the plan.
     source: str | None = field(default=None, compare=False)
+    # What the changes were computed against (None: a saved or pending plan, sent as it is).
+    baseline: Baseline | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -90,6 +93,7 @@ class PurgePlan:
             "decisions": self.decisions,
             "changes": [change.to_dict() for change in self.changes],
             "requests": self.requests,
+            "baseline": None if self.baseline is None else self.baseline.to_dict(),
         }
 
     def to_json(self) -> bytes:
@@ -123,7 +127,7 @@ class PurgePlan:
         changes = data["changes"]
         if not isinstance(changes, list):
             raise ValueError("'changes' must be a list")
-        zone_id = data.get("zone_id")
+        zone_id, baseline = data.get("zone_id"), data.get("baseline")
         if zone_id is not None and not isinstance(zone_id, str):
             raise ValueError("'zone_id' must be a string or null")
         return cls(
@@ -134,4 +138,5 @@ class PurgePlan:
             strategy=str(data.get("strategy", "files")),
             notes=[str(note) for note in data.get("notes", [])],
             decisions=list(data.get("decisions", [])),
+            baseline=None if baseline is None else Baseline.from_dict(baseline),
         )

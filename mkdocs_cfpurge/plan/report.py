@@ -92,3 +92,16 @@ def append_step_summary(markdown: str, env: Mapping[str, str] = os.environ) -> P
     with path.open("a", encoding="utf-8") as handle:
         handle.write(markdown + "\n")
     return path
+
+
+def append_outputs(values: Mapping[str, str], env: Mapping[str, str] = os.environ) -> Path | None:
+    """Set GitHub Actions step outputs (`name=value` lines in $GITHUB_OUTPUT) when the step has
+    them. Values are single lines: a newline would start another output."""
+    target = env.get("GITHUB_OUTPUT")
+    if not target:
+        return None
+    path = Path(target)
+    with path.open("a", encoding="utf-8") as handle:
+        for name, value in values.items():
+            handle.write(f"{name}={' '.join(value.splitlines())}\n")
+    return path
