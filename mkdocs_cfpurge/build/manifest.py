@@ -69,7 +69,10 @@ class Manifest:
             raise ValueError("not a JSON object")
         try:
             files, site_url = data["files"], data["site_url"]
-            version, algorithm = data.get("version", FORMAT_VERSION), data.get("algorithm", ALGORITHM)
+            version, algorithm = (
+                data.get("version", FORMAT_VERSION),
+                data.get("algorithm", ALGORITHM),
+            )
         except KeyError as exc:
             raise ValueError(f"{exc.args[0]!r} is missing") from None
         if not isinstance(site_url, str):

@@ -12,8 +12,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.build.manifest import Normalizer
+from mkdocs_cfpurge.errors import ConfigError
 
 TEXT_SUFFIXES = (".html", ".htm", ".xml", ".json", ".txt", ".xhtml", ".rss", ".atom")
 
