@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mkdocs_cfpurge.build.atomic import write_atomic
-from mkdocs_cfpurge.build.manifest import Manifest, build_manifest
+from mkdocs_cfpurge.build.manifest import Manifest, build_manifest, compile_excludes
 from mkdocs_cfpurge.build.marker import MARKER_NAME, write_marker
 from mkdocs_cfpurge.build.noise import make_normalizer
 from mkdocs_cfpurge.errors import PurgeFailed, PurgeIncomplete, UsageError
@@ -96,14 +96,15 @@ def make_plan(
             f"records the baseline ({len(new.files)} files) and purges nothing"
         )
     else:
+        old_files = comparable_files(old, settings)
         plan = build_plan(
-            diff(old.files, new.files, old.resend),
+            diff(old_files, new.files, old.resend),
             mapper,
             strategy=settings.strategy,
             max_files_per_request=settings.max_files_per_request,
             zone_id=settings.zone_id,
             extra_urls=settings.extra_urls,
-            old_files=old.files.keys(),
+            old_files=old_files.keys(),
             new_files=new.files.keys(),
             budget=Budget(
                 settings.cloudflare_plan,
@@ -123,6 +124,16 @@ def make_plan(
             f"includes {len(pending.requests)} request(s) still owed by an earlier run"
         )
     return plan
+
+
+def comparable_files(old: Manifest, settings: Settings) -> dict[str, str]:
+    """The last deploy's files that this run hashes too: a file `exclude` leaves out now (a
+    baseline recorded before the pattern was added, or by a tool that hashed the whole folder)
+    is neither deleted nor purged, as `exclude` promises."""
+    if not settings.exclude:
+        return old.files
+    excluded = compile_excludes(settings.exclude)
+    return {path: sha for path, sha in old.files.items() if not excluded.match_file(path)}
 
 
 def mass_change_hint(old: Manifest | None, new: Manifest) -> str | None:
