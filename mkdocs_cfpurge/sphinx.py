@@ -43,9 +43,11 @@ HTML_BUILDERS = frozenset({"html", "dirhtml", "singlehtml"})
 # Sphinx runs handlers in increasing priority (default 500): hash only after every other
 # extension's build-finished wrote its files (sitemaps, redirects, search indexes).
 BUILD_FINISHED_PRIORITY = 900
-# Groups of options that decide what a purge of the output folder covers: the CLI command a
-# deploy runs afterwards needs the same values to plan the same purge.
-PLANNING_GROUPS = ("site", "hashing", "planning")
+# The options (by group) that decide what a purge of the output folder covers and how it is
+# sent: the CLI command a deploy runs afterwards needs the same values to send the same purge.
+# Credentials only ever come from the environment; the manifest is given apart.
+PURGE_GROUPS = ("site", "hashing", "planning", "cloudflare", "origin", "verify")
+NOT_PASSED = frozenset({"dry_run", "wait_for_origin"})
 
 logger = sphinx_logging.getLogger(__name__)
 
@@ -122,13 +124,13 @@ def internal_excludes(outdir: Path, doctreedir: Path) -> list[str]:
 
 def purge_command(outdir: Path, settings: Settings) -> str:
     """The CLI command that sends this build's purge after the deploy, with the options that
-    shape the plan (the credentials and the zone come from the environment)."""
+    shape it (the credentials come from the environment)."""
     words = ["mkdocs-cfpurge", "purge", str(outdir), "--site-url", str(settings.site)]
     words += ["--manifest", str(settings.manifest_path)]
     for name in OPTION_NAMES:
         info, extra = option_info(name)
         value = getattr(settings, name)
-        if extra.get("group") not in PLANNING_GROUPS or value == info.default:
+        if extra.get("group") not in PURGE_GROUPS or name in NOT_PASSED or value == info.default:
             continue
         flag = str(extra.get("flag") or "--" + name.replace("_", "-"))
         if isinstance(value, bool):
@@ -141,7 +143,8 @@ def purge_command(outdir: Path, settings: Settings) -> str:
                 ]
         else:
             words += [flag, str(value)]
-    words.append("--wait-for-origin")
+    if settings.wait_for_origin:
+        words.append("--wait-for-origin")
     return shlex.join(words)
 
 
