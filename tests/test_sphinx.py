@@ -25,10 +25,10 @@ from mkdocs_cfpurge.build.marker import MARKER_NAME
 from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.settings import OPTION_NAMES, Options, check_option
+from mkdocs_cfpurge.sphinx import options_from_config
 from tests.helpers import (
     TOKEN,
     ZONE_ID,
-    MakeCf,
     NetworkTrap,
     forbid_network,
     run_main,
@@ -193,6 +193,34 @@ def test_every_option_is_a_config_value_with_its_declared_default(tmp_path: Path
         app = Sphinx(src, src, tmp_path / "out", tmp_path / "doctrees", "html", None, None)
     for name in OPTION_NAMES:
         assert app.config["cfpurge_" + name] == Options.model_fields[name].default, name
+    # Left at their defaults, the values come from the same variables as the plugin's and CLI's.
+    local = "http://127.0.0.1:9/client/v4"
+    env = {"CLOUDFLARE_API_BASE": local, "CLOUDFLARE_ZONE_ID": ZONE_ID, "CFPURGE_DRY_RUN": "1"}
+    options = options_from_config(app.config, env)
+    assert (options.api_base, options.zone_id, options.dry_run) == (local, ZONE_ID, True)
+    app.config["cfpurge_api_base"] = "http://127.0.0.1:8/client/v4"
+    assert options_from_config(app.config, env).api_base == "http://127.0.0.1:8/client/v4"
+
+
+LATE_WRITER = """
+from pathlib import Path
+
+def setup(app):
+    def write(app, exception):
+        Path(app.outdir, "sitemap.xml").write_text("<urlset/>")
+    app.connect("build-finished", write)  # Sphinx's default priority, like most extensions
+"""
+
+
+def test_it_hashes_after_the_other_extensions_wrote(tmp_path: Path) -> None:
+    src = write_project(tmp_path / "src", cfpurge_dry_run=True)
+    write_files(src, {"late_writer.py": LATE_WRITER})
+    conf = (src / "conf.py").read_text()
+    conf += "import os, sys\nsys.path.insert(0, os.path.dirname(__file__))\n"
+    (src / "conf.py").write_text(conf + 'extensions.append("late_writer")\n')
+    out = tmp_path / "out"
+    assert sphinx_build(src, out) == 0
+    assert "sitemap.xml" in read_json(out / MARKER_NAME)["manifest"]
 
 
 # --- the plan of a build against a baseline (issue 14, "Done when") ---------------------------
@@ -282,7 +310,7 @@ def test_purge_on_build_purges_the_changed_pages_through_the_edge(
     tmp_path: Path, www: Path, cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    conf = {
+    conf: dict[str, Any] = {
         "cfpurge_purge_on": ["build"],
         "cfpurge_zone_id": ZONE_ID,
         "cfpurge_api_base": cf.api_base,
@@ -317,7 +345,7 @@ def test_the_command_it_prints_sends_the_purge_after_the_deploy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # purge_on left as it is: sphinx-build only plans, the deploy job sends.
-    conf = {
+    conf: dict[str, Any] = {
         "cfpurge_ignore_changes": ["sphinx-last-updated"],
         "cfpurge_strategy": "files",
         "cfpurge_wait_for_origin": False,
@@ -366,7 +394,7 @@ def test_a_failed_build_plans_nothing_and_sends_nothing(
     tmp_path: Path, cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    conf = {
+    conf: dict[str, Any] = {
         "cfpurge_purge_on": ["build"],
         "cfpurge_zone_id": ZONE_ID,
         "cfpurge_api_base": cf.api_base,
@@ -506,7 +534,7 @@ def cli_sphinx_build(src: Path, out: Path, builder: str, *, epoch: str, hash_see
 def test_rebuilding_unchanged_sources_plans_nothing_with_the_presets_on(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], builder: str, presets: list[str]
 ) -> None:
-    conf = {
+    conf: dict[str, Any] = {
         "html_theme": "classic",  # its footer shows html_last_updated_fmt
         "html_last_updated_fmt": "%Y-%m-%d %H:%M:%S",
         "cfpurge_ignore_changes": presets,
@@ -538,7 +566,10 @@ def test_the_preset_hides_the_date_but_not_an_edit_beside_it() -> None:
     assert normalize is not None
 
     def footer(date: str, text: str = "") -> bytes:
-        return f'<div class="footer">{text}\n      Last updated on {date}.\n  Created using <a href="x">Sphinx</a></div>'.encode()
+        return (
+            f'<div class="footer">{text}\n      Last updated on {date}.\n'
+            '  Created using <a href="x">Sphinx</a></div>'
+        ).encode()
 
     first = normalize("index.html", footer("Jan 01, 2026"))
     assert normalize("index.html", footer("Jan 02, 2026")) == first
