@@ -19,9 +19,10 @@ import logging
 import os
 import shlex
 from collections.abc import Iterator, Mapping
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sphinx.application import Sphinx
 from sphinx.config import Config
@@ -48,6 +49,9 @@ BUILD_FINISHED_PRIORITY = 900
 # Credentials only ever come from the environment; the manifest is given apart.
 PURGE_GROUPS = ("site", "hashing", "planning", "cloudflare", "origin", "verify")
 NOT_PASSED = frozenset({"dry_run", "wait_for_origin"})
+
+if TYPE_CHECKING:
+    from sphinx.environment import BuildEnvironment
 
 logger = sphinx_logging.getLogger(__name__)
 
@@ -194,6 +198,7 @@ class CfPurgeExtension:
     def __init__(self) -> None:
         self.options: Options | None = None
         self.settings: Settings | None = None
+        self.removed: set[str] = set()  # documents whose source is gone since the last build
 
     def config_inited(self, app: Sphinx, config: Config) -> None:
         # A bad value stops the build before any source is read, whatever the builder.
@@ -227,6 +232,36 @@ class CfPurgeExtension:
             )
         self.settings = settings
 
+    def env_get_outdated(
+        self,
+        app: Sphinx,
+        env: BuildEnvironment,
+        added: AbstractSet[str],
+        changed: AbstractSet[str],
+        removed: AbstractSet[str],
+    ) -> list[str]:
+        self.removed = set(removed)
+        return []
+
+    def warn_of_stale_pages(self, app: Sphinx) -> None:
+        """Sphinx never deletes the page of a removed document from the output folder: it is
+        still there, so it stays served and is neither deleted from the manifest nor purged."""
+        outfile = getattr(app.builder, "get_outfilename", None)
+        if outfile is None:
+            return
+        stale = sorted(name for name in self.removed if Path(outfile(name)).is_file())
+        if stale:
+            logger.warning(
+                "cfpurge: %d removed document(s) left their page in %s (Sphinx never deletes "
+                "output): %s; deployed as it is, it stays served and is not purged. Build into "
+                "an empty folder to have it purged.",
+                len(stale),
+                app.outdir,
+                ", ".join(stale),
+                type="cfpurge",
+                subtype="stale-page",
+            )
+
     @staticmethod
     def purges(settings: Settings) -> bool:
         """Whether the build itself sends the purge (a dry run reports it instead)."""
@@ -238,6 +273,7 @@ class CfPurgeExtension:
         if settings is None or exception is not None:
             return
         outdir = Path(app.outdir)
+        self.warn_of_stale_pages(app)  # first: under -W, it fails the build
         if build_failing(app):
             logger.info("cfpurge: the build failed (warnings as errors): nothing planned or sent")
             return
@@ -246,9 +282,8 @@ class CfPurgeExtension:
                 build = pipeline.prepare(outdir, settings, env=self.env)
                 if "build" not in settings.purge_on:
                     logger.info(
-                        "cfpurge: plan written to %s; sphinx-build sends nothing "
-                        "(cfpurge_purge_on: %s). After the deploy, send it with: %s",
-                        settings.plan_path,
+                        "cfpurge: sphinx-build sends nothing (cfpurge_purge_on: %s). After the "
+                        "deploy, send it with: %s",
                         ", ".join(settings.purge_on),
                         purge_command(outdir, build.settings),
                     )
@@ -269,5 +304,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     extension = CfPurgeExtension()
     app.connect("config-inited", extension.config_inited)
     app.connect("builder-inited", extension.builder_inited)
+    app.connect("env-get-outdated", extension.env_get_outdated)
     app.connect("build-finished", extension.build_finished, priority=BUILD_FINISHED_PRIORITY)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}

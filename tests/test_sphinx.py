@@ -578,3 +578,24 @@ def test_the_preset_hides_the_date_but_not_an_edit_beside_it() -> None:
     # Only HTML pages: a text file's sentence is content.
     text = b"Last updated on Jan 01, 2026."
     assert normalize("notes.txt", text) == text
+
+
+def test_a_removed_document_whose_page_stays_in_the_output_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_project(tmp_path / "src", cfpurge_dry_run=True)
+    out = tmp_path / "out"
+    assert sphinx_build(src, out) == 0
+    manifest = src / STATE / "manifest.json"
+    assert (
+        run_main(["manifest", str(out), "--site-url", BASE, "--out", str(manifest)], capsys)[0] == 0
+    )
+    pages = {name: text for name, text in PAGES.items() if name != "my page.rst"}
+    (src / "my page.rst").unlink()
+    write_project(src, pages, cfpurge_dry_run=True)
+    assert sphinx_build(src, out) == 0  # the same folder: Sphinx leaves my page.html there
+    assert (out / "my page.html").is_file()
+    err = capsys.readouterr().err
+    assert "1 removed document(s) left their page in" in err and ": my page;" in err
+    plan = read_json(src / STATE / "plan.json")
+    assert "my page.html" not in {c["path"] for c in plan["changes"]}  # still served as it was
