@@ -21,6 +21,7 @@ from sphinx.application import Sphinx
 from sphinx.cmd.build import build_main
 from sphinx.util.docutils import docutils_namespace
 
+from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge.build.marker import MARKER_NAME
 from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.localcf import LocalCloudflare
@@ -37,6 +38,7 @@ from tests.helpers import (
     write_files,
 )
 from tests.test_options import REFUSED
+from tests.test_purge import fast_clients
 
 BASE = "https://docs.example.com/handbook/"
 STATE = "state"  # cfpurge's files, relative to conf.py's folder
@@ -599,3 +601,36 @@ def test_a_removed_document_whose_page_stays_in_the_output_is_named(
     assert "1 removed document(s) left their page in" in err and ": my page;" in err
     plan = read_json(src / STATE / "plan.json")
     assert "my page.html" not in {c["path"] for c in plan["changes"]}  # still served as it was
+
+
+def test_a_failed_purge_fails_the_build_and_keeps_what_is_owed(
+    tmp_path: Path,
+    www: Path,
+    cf: LocalCloudflare,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(pipeline, "default_client", fast_clients([], attempts=2))
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    conf: dict[str, Any] = {
+        "cfpurge_purge_on": ["build"],
+        "cfpurge_zone_id": ZONE_ID,
+        "cfpurge_api_base": cf.api_base,
+    }
+    src = write_project(tmp_path / "src", **conf)
+    out = www / "handbook"
+    assert sphinx_build(src, out) == 0
+    manifest = (src / STATE / "manifest.json").read_bytes()
+
+    write_project(src, {**PAGES, "my page.rst": "My page\n=======\n\nEdited.\n"}, **conf)
+    cf.fail_next(1000, 503)
+    assert sphinx_build(src, out) == 2
+    printed = capsys.readouterr()
+    assert "mkdocs-cfpurge error" in printed.err
+    assert (src / STATE / "manifest.json").read_bytes() == manifest  # not committed
+    owed = read_json(src / STATE / "pending.json")["requests"]
+    assert BASE + "my%20page.html" in owed[0]["files"]
+    # The token never shows: not in what Sphinx printed, nor in any file written.
+    assert TOKEN not in printed.out + printed.err
+    for data in [*tree_bytes(src / STATE).values(), *tree_bytes(out).values()]:
+        assert TOKEN.encode() not in data
