@@ -634,3 +634,16 @@ def test_a_failed_purge_fails_the_build_and_keeps_what_is_owed(
     assert TOKEN not in printed.out + printed.err
     for data in [*tree_bytes(src / STATE).values(), *tree_bytes(out).values()]:
         assert TOKEN.encode() not in data
+
+
+def test_a_baseline_file_that_exclude_now_leaves_out_is_not_deleted(tmp_path: Path) -> None:
+    # A baseline hashed with the doctrees (the CLI on a `sphinx-build -b` folder) against a build
+    # that leaves them out: they are neither deleted nor purged, as `exclude` promises.
+    from mkdocs_cfpurge.build.manifest import Manifest
+    from tests.helpers import settings_for
+
+    settings = settings_for(tmp_path, site_url=BASE, exclude=["/.doctrees/"])
+    old = Manifest(BASE, {"index.html": "a", ".doctrees/index.doctree": "b", "gone.html": "c"})
+    new = Manifest(BASE, {"index.html": "a"})
+    plan = pipeline.make_plan(old, new, settings)
+    assert [(c.path, c.status.value) for c in plan.changes] == [("gone.html", "deleted")]
