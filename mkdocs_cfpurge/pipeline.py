@@ -215,14 +215,15 @@ def make_plan(
         if baseline is not None and baseline.unknown and settings.allow_purge_everything:
             plan.requests, plan.strategy = [dict(EVERYTHING)], "everything"
     else:
+        old_files = comparable_files(old, settings)
         plan = build_plan(
-            diff(old.files, new.files, old.resend),
+            diff(old_files, new.files, old.resend),
             mapper,
             strategy=settings.strategy,
             max_files_per_request=settings.max_files_per_request,
             zone_id=settings.zone_id,
             extra_urls=settings.extra_urls,
-            old_files=old.files.keys(),
+            old_files=old_files.keys(),
             new_files=new.files.keys(),
             budget=Budget(
                 settings.cloudflare_plan,
@@ -250,6 +251,16 @@ def make_plan(
         changed = {change.path for change in plan.changes}
         apply_cache_rules(plan, settings, rules, SiteFiles(mapper, files, changed))
     return plan
+
+
+def comparable_files(old: Manifest, settings: Settings) -> dict[str, str]:
+    """The last deploy's files that this run hashes too: a file `exclude` leaves out now (a
+    baseline recorded before the pattern was added, or by a tool that hashed the whole folder)
+    is neither deleted nor purged, as `exclude` promises."""
+    if not settings.exclude:
+        return old.files
+    excluded = compile_excludes(settings.exclude)
+    return {path: sha for path, sha in old.files.items() if not excluded.match_file(path)}
 
 
 def no_baseline_note(baseline: Baseline | None, new: Manifest, settings: Settings) -> str:
@@ -389,16 +400,18 @@ def prepare(
     settings: Settings,
     *,
     baseline: BranchBaseline | None = None,
-    live: bool = False,
+    live: bool | None = None,
     env: Mapping[str, str] = os.environ,
 ) -> PreparedBuild:
     """Hash the built site, find the baseline, plan against it, write the build marker (with the
     plan this deploy owes) and report.
 
     `baseline` (a deployed branch) and `live` (the marker the origin serves) are the sources the
-    front end says apply; they are asked only when there is no local manifest.
+    front end says apply; they are asked only when there is no local manifest. `live` defaults
+    to the `live_baseline` option.
     """
     settings, manifest = read_site(site_dir, settings)
+    live = settings.live_baseline if live is None else live
     found = find_baseline(settings, manifest, branch=baseline, live=live)
     # A deploy's purge reads the zone's cache rules right before sending; a dry run says it
     # did not.

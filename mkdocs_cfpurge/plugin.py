@@ -150,7 +150,6 @@ class CfPurgePlugin(BasePlugin[CfPurgeConfig]):
                 site_dir,
                 self.settings,
                 baseline=lambda new: self._deployed_baseline(config, site_dir, new),
-                live=self.settings.live_baseline,
                 env=self.env,
             )
         except CfPurgeError as exc:

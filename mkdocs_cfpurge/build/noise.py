@@ -37,8 +37,14 @@ class Rule:
         return self.pattern.sub(b"", data)
 
 
-# Known MkDocs noise, opt-in by name in `ignore_changes`.
+# Known MkDocs (and Sphinx) noise, opt-in by name in `ignore_changes`.
 PRESETS: dict[str, Rule] = {
+    # Sphinx's `html_last_updated_fmt` stamps the build time into every page ("Last updated on
+    # Jan 02, 2026." in the basic theme and the themes built on it, "Last updated on:" in some):
+    # the phrase and what follows it on its line, up to the next tag, at most 64 characters.
+    "sphinx-last-updated": Rule(
+        re.compile(rb"Last updated on:?[^<\n]{0,64}"), (".html", ".htm"), b"Last updated on"
+    ),
     # The mkdocs and readthedocs themes end every page with the build time.
     "mkdocs-build-date": Rule(
         re.compile(rb"<!--\s*MkDocs version : [^\n]*\n\s*Build Date UTC : [^\n]*\n\s*-->"),
