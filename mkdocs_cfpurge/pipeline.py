@@ -23,6 +23,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mkdocs_cfpurge.baselines import (
+    AnyBaseline,
+    BranchBaseline,
+    comparable_files,
+    current_baseline,
+    find_baseline,
+    no_baseline_note,
+)
 from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.manifest import (
     Manifest,
@@ -44,10 +52,11 @@ from mkdocs_cfpurge.freshness import (
 from mkdocs_cfpurge.freshness import (
     mass_change_hint as mass_change_hint,  # where it always was, for callers
 )
+from mkdocs_cfpurge.guard import add_owed, check_saved_plan, check_source, idn_notes
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
-from mkdocs_cfpurge.plan.baseline import Baseline, BaselineSource, given, local
-from mkdocs_cfpurge.plan.bodies import Body, hosts_of, merge_requests
+from mkdocs_cfpurge.plan.baseline import Baseline, BaselineSource
+from mkdocs_cfpurge.plan.bodies import Body, hosts_of
 from mkdocs_cfpurge.plan.cacherules import (
     CacheRulesCheck,
     SiteFiles,
@@ -56,8 +65,6 @@ from mkdocs_cfpurge.plan.changes import Reason, diff
 from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.planner import build_plan
 from mkdocs_cfpurge.plan.report import append_step_summary, markdown_summary, text_summary
-from mkdocs_cfpurge.plan.scope import OutOfScope, Scope
-from mkdocs_cfpurge.plan.urls import unicode_name
 from mkdocs_cfpurge.settings import Settings
 from mkdocs_cfpurge.state import Pending, StateStore
 
@@ -67,9 +74,6 @@ if TYPE_CHECKING:  # httpx loads only when a purge really runs
 ClientFactory = Callable[[Settings], "CloudflareClient"]
 # Blocks until the origin serves the new build (returns the seconds waited); PurgeFailed if not.
 OriginReady = Callable[[], float]
-# What a deployed branch holds (given this build's manifest), asked only when there is no local
-# manifest (a fresh runner); None when there is no such branch.
-BranchBaseline = Callable[[Manifest], "Baseline | None"]
 EVERYTHING: Body = {"purge_everything": True}
 
 
@@ -112,82 +116,6 @@ def site_settings(site_dir: Path, settings: Settings) -> Settings:
     except OSError:
         cname = None
     return settings.with_cname(cname, f"{site_dir.name}/CNAME")
-
-
-# --- what may be sent ----------------------------------------------------------------------
-
-
-def check_source(requests: list[Body], settings: Settings, where: str, way_out: str = "") -> None:
-    """Refuse bodies that reach beyond the site `settings` describe (plan/scope.py).
-
-    The one check every source of bodies goes through before anything is sent: a fresh plan, a
-    saved plan, pending.json. `where` names the source in the message.
-    """
-    scope = Scope.of(
-        settings.mapper(),
-        settings.extra_urls,
-        everything_allowed=settings.allow_purge_everything or settings.strategy == "everything",
-    )
-    try:
-        scope.check(requests)
-    except OutOfScope as exc:
-        raise UsageError(f"{where}: {exc}; nothing was sent{way_out}") from None
-
-
-def check_saved_plan(saved: PurgePlan, settings: Settings) -> None:
-    """A saved plan is input, not code: it must be made for this site and zone, and each of its
-    bodies pass `check_source`."""
-    where = f"plan file {saved.source!r}" if saved.source else "the saved plan"
-    if saved.site_url != str(settings.site):
-        raise UsageError(
-            f"{where} was made for site_url {saved.site_url!r:.200}, but the site_url given is "
-            f"{str(settings.site)!r}; nothing was sent"
-        )
-    zone = saved.zone_id
-    if zone is not None and settings.zone_id is not None and zone.lower() != settings.zone_id:
-        raise UsageError(
-            f"{where} was made for zone {zone!r:.80}, but the configured zone_id is "
-            f"{settings.zone_id!r}; nothing was sent"
-        )
-    check_source(saved.requests, settings, where)
-
-
-def pending_path(settings: Settings) -> Path:
-    return settings.manifest_path.with_name("pending.json")
-
-
-def add_owed(plan: PurgePlan, pending: Pending, settings: Settings) -> None:
-    """Add to the plan what an earlier run still owes (checked like any other body), and show,
-    once, the entries Cloudflare refused in the last run (they are never sent again)."""
-    if pending.requests:
-        where = f"pending file {str(pending_path(settings))!r}"
-        way_out = (
-            ". It was made under other options (hosts, schemes, extra_urls, "
-            "allow_purge_everything): give those again, or delete the file (what it owes is "
-            "then never sent: purge those pages by hand)"
-        )
-        check_source(pending.requests, settings, where, way_out)
-        plan.requests = merge_requests(
-            pending.requests, plan.requests, max_files=settings.max_files_per_request
-        )
-        plan.notes.append(
-            f"includes {len(pending.requests)} request(s) still owed by an earlier run"
-        )
-    for refusal in pending.refused:
-        plan.notes.append(
-            f"not sent again: Cloudflare refused in the last run the {refusal.describe()}"
-        )
-
-
-def idn_notes(settings: Settings) -> list[str]:
-    """Each internationalised host, in both its forms: the plan's URLs hold the ASCII one."""
-    notes = []
-    for host in settings.mapper().hosts:
-        name = host.partition(":")[0] if not host.startswith("[") else host
-        shown = unicode_name(name)
-        if shown != name:
-            notes.append(f"host {shown} is purged as {name} (its IDNA form, which cache keys hold)")
-    return notes
 
 
 # --- the plan ------------------------------------------------------------------------------
@@ -251,95 +179,6 @@ def make_plan(
         changed = {change.path for change in plan.changes}
         apply_cache_rules(plan, settings, rules, SiteFiles(mapper, files, changed))
     return plan
-
-
-def comparable_files(old: Manifest, settings: Settings) -> dict[str, str]:
-    """The last deploy's files that this run hashes too: a file `exclude` leaves out now (a
-    baseline recorded before the pattern was added, or by a tool that hashed the whole folder)
-    is neither deleted nor purged, as `exclude` promises."""
-    if not settings.exclude:
-        return old.files
-    excluded = compile_excludes(settings.exclude)
-    return {path: sha for path, sha in old.files.items() if not excluded.match_file(path)}
-
-
-def no_baseline_note(baseline: Baseline | None, new: Manifest, settings: Settings) -> str:
-    """What a plan with nothing to compare with means, said for this mode (a dry run records
-    nothing) and this kind of "none" (a first deploy is not an unknown deployed state)."""
-    looked = f"no manifest of an earlier deploy at {settings.manifest_path}"
-    if baseline is not None and baseline.detail:
-        looked = baseline.detail
-    if baseline is not None and baseline.unknown:
-        then = (
-            "the purge step purges the whole zone (allow_purge_everything)"
-            if settings.allow_purge_everything
-            else "the purge step fails (exit 1) rather than purge nothing; keep the manifest "
-            "between runs, make origin_url reachable from this runner, or set "
-            "allow_purge_everything to purge the whole zone instead"
-        )
-        return (
-            f"no baseline: {looked}. What this deploy changed is unknown (this is not taken "
-            f"for a first deploy): {then}"
-        )
-    if settings.dry_run:
-        return (
-            f"{looked}: nothing to compare this build with, and a dry run records nothing. To "
-            f"get a baseline, deploy once (the {MARKER_NAME} it publishes is the baseline the "
-            "next build reads from the origin), or record what is deployed now: "
-            f"mkdocs-cfpurge manifest DEPLOYED_SITE_DIR --site-url {settings.site} --out "
-            f"{shlex.quote(str(settings.manifest_path))}"
-        )
-    then = ""
-    if baseline is not None and baseline.where.endswith(MARKER_NAME):  # the origin was read
-        then = f"; the next deploy compares with the {MARKER_NAME} this one publishes"
-    return (
-        f"{looked}: this deploy records the baseline ({len(new.files)} files) and purges "
-        f"nothing{then}"
-    )
-
-
-AnyBaseline = Manifest | Baseline | None
-
-
-def current_baseline(state: StateStore, baseline: AnyBaseline) -> Baseline:
-    """The local manifest when there is one (it always comes first), else `baseline` (a bare
-    manifest is one a deploy flow read from its branch; None: nothing was found)."""
-    manifest = state.load_manifest()
-    if manifest is not None:
-        return local(manifest, str(state.manifest_path))
-    if isinstance(baseline, Baseline):
-        return baseline
-    return given(baseline)
-
-
-def find_baseline(
-    settings: Settings,
-    new: Manifest,
-    *,
-    branch: BranchBaseline | None = None,
-    live: bool = False,
-) -> Baseline:
-    """The baseline of a deploy of `new`, in order: the local manifest, the deployed branch (when
-    the front end knows one), the marker the origin serves (`live`), else none."""
-    store = StateStore(settings.manifest_path, str(settings.site))
-    found = current_baseline(store, None)
-    if found.manifest is not None:
-        log.info("cfpurge: %s", found.describe())
-        return found
-    looked = [f"no manifest of an earlier deploy at {settings.manifest_path}"]
-    if branch is not None:
-        deployed = branch(new)
-        if deployed is not None:
-            return deployed
-        looked.append("no deployed branch")
-    if not live:
-        return Baseline(BaselineSource.NONE, str(settings.manifest_path), "; ".join(looked), True)
-    from mkdocs_cfpurge.deploy.live import read_live_marker
-
-    served = read_live_marker(settings.origin_base, str(settings.site))
-    if served.manifest is not None:
-        return served
-    return replace(served, detail="; ".join([*looked, served.detail]))
 
 
 def preview(
