@@ -270,9 +270,11 @@ def test_purge_branch_killed_during_the_origin_wait_loses_no_purge(
 
 
 def test_purge_branch_that_cannot_fetch_loses_no_purge(
-    branch: Branch, cf: LocalCloudflare, tmp_path: Path
+    pages: BranchOrigin, branch: Branch, cf: LocalCloudflare, tmp_path: Path
 ) -> None:
     branch.push(V2)
+    # No origin wait in this purge: it runs once the deploy is served, as after a deploy step.
+    wait_for(lambda: pages.published == branch_head(branch.bare), "V2 published")
     before = branch.manifest.read_bytes()
     git(branch.repo, "remote", "set-url", "origin", str(tmp_path / "unreachable.git"))
     failed = branch.purge()
@@ -289,9 +291,10 @@ def test_purge_branch_that_cannot_fetch_loses_no_purge(
 
 
 def test_purge_branch_failing_mid_purge_keeps_what_is_owed(
-    branch: Branch, cf: LocalCloudflare
+    pages: BranchOrigin, branch: Branch, cf: LocalCloudflare
 ) -> None:
     branch.push(V2)
+    wait_for(lambda: pages.published == branch_head(branch.bare), "V2 published")
     before = branch.manifest.read_bytes()
     cf.fail_next(6, 500, retry_after=0.01)  # every attempt at the first request (6)
     failed = branch.purge()
