@@ -91,6 +91,14 @@ def cf(make_cf: MakeCf, cf_options: dict[str, Any]) -> LocalCloudflare:
     return make_cf(**cf_options)
 
 
+@pytest.fixture
+def cf_env(cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point the CLI's environment at `cf`: its token, its zone and its API base."""
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("CLOUDFLARE_ZONE_ID", ZONE_ID)
+    monkeypatch.setenv("CLOUDFLARE_API_BASE", cf.api_base)
+
+
 @pytest.fixture(autouse=True)
 def _forget_secrets() -> Iterator[None]:
     # Credentials register their secrets for redaction process-wide; a secret of one test (say a

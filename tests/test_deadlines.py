@@ -155,18 +155,12 @@ def test_a_retry_after_beyond_the_bound_stops_the_purge_instead_of_sleeping(
     assert fake.sleeps == []
 
 
+@pytest.mark.usefixtures("cf_env")
 def test_cli_purge_timeout_keeps_the_rest_owed(
     cf: LocalCloudflare,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in {
-        "CLOUDFLARE_API_TOKEN": TOKEN,
-        "CLOUDFLARE_ZONE_ID": ZONE_ID,
-        "CLOUDFLARE_API_BASE": cf.api_base,
-    }.items():
-        monkeypatch.setenv(name, value)
     site, manifest = tmp_path / "site", tmp_path / "state" / "manifest.json"
     write_files(site, {"index.html": "v1"})
     common = ["--site-url", SITE_URL, "--manifest", str(manifest)]

@@ -25,7 +25,7 @@ from mkdocs_cfpurge.build.atomic import write_atomic
 from mkdocs_cfpurge.build.marker import MARKER_NAME, served_digest
 from mkdocs_cfpurge.deploy.origin import OriginWait
 from mkdocs_cfpurge.localcf import LocalCloudflare
-from tests.helpers import TOKEN, ZONE_ID, run_main, write_files
+from tests.helpers import run_main, write_files
 
 SITE_URL = "https://docs.example.com/"
 
@@ -61,18 +61,12 @@ def test_a_rewritten_file_keeps_its_mode(tmp_path: Path) -> None:
     assert path.read_bytes() == b"new" and mode(path) == 0o640
 
 
+@pytest.mark.usefixtures("cf_env")
 def test_every_file_a_deploy_writes_is_readable_by_others_under_umask_022(
     tmp_path: Path,
     cf: LocalCloudflare,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in {
-        "CLOUDFLARE_API_TOKEN": TOKEN,
-        "CLOUDFLARE_ZONE_ID": ZONE_ID,
-        "CLOUDFLARE_API_BASE": cf.api_base,
-    }.items():
-        monkeypatch.setenv(name, value)
     site, state = tmp_path / "site", tmp_path / "state"
     write_files(site, {"index.html": "v1", "a/index.html": "a"})
     common = ["--site-url", SITE_URL, "--manifest", str(state / "manifest.json")]

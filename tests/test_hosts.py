@@ -91,18 +91,12 @@ def test_cname_names_a_host_or_is_an_error_naming_the_file(tmp_path: Path) -> No
             settings.with_cname(raw, "site/CNAME")
 
 
+@pytest.mark.usefixtures("cf_env")
 def test_an_idn_host_is_purged_in_its_idna_form_and_the_plan_shows_both(
     cf: LocalCloudflare,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in {
-        "CLOUDFLARE_API_TOKEN": TOKEN,
-        "CLOUDFLARE_ZONE_ID": ZONE_ID,
-        "CLOUDFLARE_API_BASE": cf.api_base,
-    }.items():
-        monkeypatch.setenv(name, value)
     site, manifest = tmp_path / "site", tmp_path / "state" / "manifest.json"
     write_files(site, {"index.html": "v1", "CNAME": f"{IDN}\n"})
     common = ["--site-url", "https://docs.example.com/", "--manifest", str(manifest)]

@@ -202,18 +202,12 @@ def test_an_error_page_echoing_the_secret_across_the_cut_leaks_no_piece(
     assert leaked(caplog.text, secret) == []
 
 
+@pytest.mark.usefixtures("cf_env")
 def test_the_cli_says_no_piece_of_the_token_either(
     cf: LocalCloudflare,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    for name, value in {
-        "CLOUDFLARE_API_TOKEN": TOKEN,
-        "CLOUDFLARE_ZONE_ID": ZONE_ID,
-        "CLOUDFLARE_API_BASE": cf.api_base,
-    }.items():
-        monkeypatch.setenv(name, value)
     site, manifest = tmp_path / "site", tmp_path / "state" / "manifest.json"
     write_files(site, {"index.html": "v1"})
     common = ["--site-url", "https://docs.example.com/"]

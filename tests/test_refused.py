@@ -125,16 +125,9 @@ def site(version: int) -> dict[str, str]:
 @pytest.fixture
 def deploy(
     tmp_path: Path,
-    cf: LocalCloudflare,
-    monkeypatch: pytest.MonkeyPatch,
+    cf_env: None,
     capsys: pytest.CaptureFixture[str],
 ) -> Any:
-    for name, value in {
-        "CLOUDFLARE_API_TOKEN": TOKEN,
-        "CLOUDFLARE_ZONE_ID": ZONE_ID,
-        "CLOUDFLARE_API_BASE": cf.api_base,
-    }.items():
-        monkeypatch.setenv(name, value)
     manifest = tmp_path / "state" / "manifest.json"
 
     def run(version: int) -> tuple[int, str]:

@@ -20,7 +20,7 @@ from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.state import Pending, StateStore
-from tests.helpers import TOKEN, ZONE_ID, run_main, settings_for, tree_bytes
+from tests.helpers import ZONE_ID, run_main, settings_for, tree_bytes
 
 SITE_URL = "https://docs.example.com/docs/"  # a site below the root of its host
 OTHER_ZONE = "fedcba9876543210fedcba9876543210"
@@ -38,11 +38,7 @@ def plan_json(requests: list[dict[str, Any]], **fields: Any) -> str:
     return json.dumps(data)
 
 
-@pytest.fixture(autouse=True)
-def _env(cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    monkeypatch.setenv("CLOUDFLARE_ZONE_ID", ZONE_ID)
-    monkeypatch.setenv("CLOUDFLARE_API_BASE", cf.api_base)
+pytestmark = pytest.mark.usefixtures("cf_env")
 
 
 def posts(cf: LocalCloudflare) -> list[Any]:

@@ -27,16 +27,8 @@ SITE_URL = "https://docs.example.com/"
 
 
 @pytest.fixture
-def deployed(
-    tmp_path: Path, cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch
-) -> tuple[Path, Path, list[str]]:
+def deployed(tmp_path: Path, cf_env: None) -> tuple[Path, Path, list[str]]:
     """A site whose v1 is the last deploy (its manifest recorded) and whose v2 is built."""
-    for name, value in {
-        "CLOUDFLARE_API_TOKEN": TOKEN,
-        "CLOUDFLARE_ZONE_ID": ZONE_ID,
-        "CLOUDFLARE_API_BASE": cf.api_base,
-    }.items():
-        monkeypatch.setenv(name, value)
     site, manifest = tmp_path / "site", tmp_path / "state" / "manifest.json"
     pages = {f"p{i}/index.html": f"<p>{i} v1</p>" for i in range(40)}
     write_files(site, pages)
