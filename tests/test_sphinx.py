@@ -310,16 +310,21 @@ def cf_options(www: Path) -> dict[str, Any]:
     return {"origin": www}
 
 
-def test_purge_on_build_purges_the_changed_pages_through_the_edge(
-    tmp_path: Path, www: Path, cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def purging_conf(cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """conf.py values that make sphinx-build purge through `cf` (the token in the environment)."""
     monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    conf: dict[str, Any] = {
+    return {
         "cfpurge_purge_on": ["build"],
         "cfpurge_zone_id": ZONE_ID,
         "cfpurge_api_base": cf.api_base,
     }
-    src = write_project(tmp_path / "src", **conf)
+
+
+def test_purge_on_build_purges_the_changed_pages_through_the_edge(
+    tmp_path: Path, www: Path, cf: LocalCloudflare, purging_conf: dict[str, Any]
+) -> None:
+    src = write_project(tmp_path / "src", **purging_conf)
     out = www / "handbook"
     assert sphinx_build(src, out) == 0  # the first build records the baseline
     assert cf.purges == []
@@ -329,7 +334,7 @@ def test_purge_on_build_purges_the_changed_pages_through_the_edge(
     assert cf.edge_fetch(edited).cache_status == "HIT"
 
     pages = {**PAGES, "my page.rst": "My page\n=======\n\nA name with a space, edited.\n"}
-    write_project(src, pages, **conf)
+    write_project(src, pages, **purging_conf)
     assert sphinx_build(src, out) == 0  # built straight into the folder the origin serves
 
     purged = {url for record in cf.purges for url in record.items}
@@ -395,15 +400,9 @@ def setup(app):
 
 @pytest.mark.parametrize("failure", ["exception", "warnings-as-errors"])
 def test_a_failed_build_plans_nothing_and_sends_nothing(
-    tmp_path: Path, cf: LocalCloudflare, monkeypatch: pytest.MonkeyPatch, failure: str
+    tmp_path: Path, cf: LocalCloudflare, purging_conf: dict[str, Any], failure: str
 ) -> None:
-    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    conf: dict[str, Any] = {
-        "cfpurge_purge_on": ["build"],
-        "cfpurge_zone_id": ZONE_ID,
-        "cfpurge_api_base": cf.api_base,
-    }
-    src = write_project(tmp_path / "src", **conf)
+    src = write_project(tmp_path / "src", **purging_conf)
     out = tmp_path / "out"
     strict = ["-W"] if failure == "warnings-as-errors" else []
     assert sphinx_build(src, out, "html", *strict) == 0  # no warning yet
@@ -413,14 +412,14 @@ def test_a_failed_build_plans_nothing_and_sends_nothing(
     pages = {**PAGES, "my page.rst": "My page\n=======\n\nEdited.\n"}
     if failure == "exception":
         write_files(src, {"failing.py": FAILING_EXTENSION})
-        write_project(src, pages, **conf)
+        write_project(src, pages, **purging_conf)
         conf_text = (src / "conf.py").read_text()
         conf_text += "import sys, os\nsys.path.insert(0, os.path.dirname(__file__))\n"
         conf_text += 'extensions.insert(0, "failing")\n'
         (src / "conf.py").write_text(conf_text)
     else:
         pages["my page.rst"] += "\n.. no-such-directive::\n"
-        write_project(src, pages, **conf)
+        write_project(src, pages, **purging_conf)
     (out / MARKER_NAME).unlink()
 
     assert sphinx_build(src, out, "html", *strict) != 0
@@ -609,22 +608,17 @@ def test_a_failed_purge_fails_the_build_and_keeps_what_is_owed(
     tmp_path: Path,
     www: Path,
     cf: LocalCloudflare,
+    purging_conf: dict[str, Any],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(pipeline, "default_client", fast_clients([], attempts=2))
-    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
-    conf: dict[str, Any] = {
-        "cfpurge_purge_on": ["build"],
-        "cfpurge_zone_id": ZONE_ID,
-        "cfpurge_api_base": cf.api_base,
-    }
-    src = write_project(tmp_path / "src", **conf)
+    src = write_project(tmp_path / "src", **purging_conf)
     out = www / "handbook"
     assert sphinx_build(src, out) == 0
     manifest = (src / STATE / "manifest.json").read_bytes()
 
-    write_project(src, {**PAGES, "my page.rst": "My page\n=======\n\nEdited.\n"}, **conf)
+    write_project(src, {**PAGES, "my page.rst": "My page\n=======\n\nEdited.\n"}, **purging_conf)
     cf.fail_next(1000, 503)
     assert sphinx_build(src, out) == 2
     printed = capsys.readouterr()
