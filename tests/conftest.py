@@ -1,4 +1,5 @@
-"""What every test shares: git identities, no stray state, the logger as it was, and `cf`."""
+"""What every test shares: git identities, no stray state, the logger as it was, `cf`, and the
+pages origin a deploy pushes to."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from mkdocs_cfpurge.localcf import LocalCloudflare
+from mkdocs_cfpurge.localcf.origin import BranchOrigin
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.redact import forget_all
 from tests.cfschema import load_purge_body_validator
@@ -52,6 +54,13 @@ def _restore_logger() -> Iterator[None]:
 def bare(tmp_path: Path) -> Path:
     """An empty bare repository: the remote a test's docs project pushes to."""
     return bare_repository(tmp_path / "remote.git")
+
+
+@pytest.fixture
+def pages(bare: Path, tmp_path: Path) -> Iterator[BranchOrigin]:
+    """GitHub Pages in front of `bare`: serves its gh-pages branch a moment after each push."""
+    with BranchOrigin(bare, tmp_path / "published") as origin:
+        yield origin
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -66,12 +66,6 @@ class Polls:
 
     def count(self, path: str) -> int:
         return self.paths.count(path)
-
-
-@pytest.fixture
-def pages(bare: Path, tmp_path: Path) -> Iterator[BranchOrigin]:
-    with BranchOrigin(bare, tmp_path / "published") as origin:
-        yield origin
 
 
 @pytest.fixture

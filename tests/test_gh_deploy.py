@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -218,12 +218,6 @@ def clone(bare: Path, root: Path, *, single_branch: bool = False) -> Project:
     only = ["--single-branch"] if single_branch else []
     git(bare.parent, "clone", "-q", *only, "-b", "main", str(bare), str(root))
     return Project(root, bare)
-
-
-@pytest.fixture
-def pages(bare: Path, tmp_path: Path) -> Iterator[BranchOrigin]:
-    with BranchOrigin(bare, tmp_path / "published") as origin:
-        yield origin
 
 
 @pytest.fixture
