@@ -73,6 +73,23 @@ def closed_port() -> int:
 Build = Callable[[World, Path], None]
 
 
+def deploy_with_plugin(world: World) -> Path:
+    """A fresh copy of the sources built (the plugin writes the marker) and published."""
+    work = world.fresh_copy(f"run-{len(world.runs) + 1}")
+    ok(world.mkdocs_build(work))
+    world.origin.wait_published(world.deploy(work / "site"))
+    return work
+
+
+def deployed_then_edited(world: World) -> Path:
+    """The first deploy of the plugin's project published, then a page edited: the fresh copy
+    the next run starts from, not built yet."""
+    write_mkdocs_project(world.sources, PAGES, plugin={"origin_url": world.origin_url})
+    deploy_with_plugin(world)
+    world.edit(EDIT)
+    return world.fresh_copy(f"run-{len(world.runs) + 1}")
+
+
 def build_with_plugin(world: World, work: Path) -> None:
     ok(world.mkdocs_build(work))
     assert (work / "site" / MARKER).is_file()
@@ -174,10 +191,7 @@ def test_a_dry_run_in_a_fresh_copy_plans_against_the_live_site(world: World) -> 
     assert "records the baseline" not in out
     assert "a dry run records nothing" in out and "To get a baseline, deploy once" in out
 
-    work = world.fresh_copy("run-1")
-    ok(world.mkdocs_build(work))
-    world.origin.wait_published(world.deploy(work / "site"))
-    deployed = read_tree(work / "site")
+    deployed = read_tree(deploy_with_plugin(world) / "site")
 
     world.edit(EDIT)
     work = world.fresh_copy("dry-run-1")
@@ -199,13 +213,7 @@ def test_an_origin_down_at_build_time_loses_nothing(world: World) -> None:
     """The build cannot read the live marker (connection refused): no baseline, said so, never a
     "first deploy". The purge step asks the origin again before the deploy is published, finds
     the previous build there and purges exactly."""
-    write_mkdocs_project(world.sources, PAGES, plugin={"origin_url": world.origin_url})
-    work = world.fresh_copy("run-1")
-    ok(world.mkdocs_build(work))
-    world.origin.wait_published(world.deploy(work / "site"))
-
-    world.edit(EDIT)
-    work = world.fresh_copy("run-2")
+    work = deployed_then_edited(world)
     config = work / "mkdocs.yml"
     closed = f"http://127.0.0.1:{closed_port()}/handbook/"
     config.write_text(config.read_text().replace(world.origin_url, closed))
@@ -253,13 +261,7 @@ def test_an_origin_down_at_build_time_loses_nothing(world: World) -> None:
 def test_a_slow_publication_is_purged_within_seconds_of_it(world: World) -> None:
     """A host that takes 7 s to publish: the polls have backed off to their 2 s cap by then, and
     the last purge request still comes within 5 s of the publication (default settings)."""
-    write_mkdocs_project(world.sources, PAGES, plugin={"origin_url": world.origin_url})
-    work = world.fresh_copy("run-1")
-    ok(world.mkdocs_build(work))
-    world.origin.wait_published(world.deploy(work / "site"))
-
-    world.edit(EDIT)
-    work = world.fresh_copy("run-2")
+    work = deployed_then_edited(world)
     ok(world.mkdocs_build(work))
     before, start = world.served(), len(world.cf.purges)
     world.origin.delay = 7.0
