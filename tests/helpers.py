@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,7 +26,7 @@ from mkdocs.config import load_config
 from mkdocs.config.defaults import MkDocsConfig
 
 from mkdocs_cfpurge.cli import main
-from mkdocs_cfpurge.localcf import LocalCloudflare
+from mkdocs_cfpurge.localcf import LocalCloudflare, PurgeRecord
 from mkdocs_cfpurge.plugin import CfPurgePlugin
 from mkdocs_cfpurge.settings import Settings
 
@@ -264,3 +266,28 @@ def unprivileged() -> list[str]:
     if shutil.which("setpriv") is None:
         pytest.skip("needs setpriv to drop root's power to read any file")
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
+
+
+@dataclass
+class HeldPurge:
+    """A local server that holds the first purge request until `release` is set: a run caught
+    in the middle of its purge, so that a second run can be started beside it."""
+
+    cf: LocalCloudflare
+    held: threading.Event  # set once the first purge has arrived
+    release: threading.Event
+
+
+def hold_first_purge(
+    make_cf: MakeCf, request: pytest.FixtureRequest, *, longest: float = 60.0
+) -> HeldPurge:
+    held, release = threading.Event(), threading.Event()
+
+    def hold(record: PurgeRecord) -> None:
+        if not held.is_set():
+            held.set()
+            release.wait(longest)
+
+    cf = make_cf(on_purge=hold)
+    request.addfinalizer(release.set)  # runs before make_cf stops the server
+    return HeldPurge(cf, held, release)

@@ -7,15 +7,13 @@ import ast
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from mkdocs_cfpurge.build.manifest import build_manifest
-from mkdocs_cfpurge.localcf import PurgeRecord
-from tests.helpers import TOKEN, ZONE_ID, MakeCf, subprocess_env, write_files
+from tests.helpers import TOKEN, ZONE_ID, MakeCf, hold_first_purge, subprocess_env, write_files
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mkdocs_cfpurge"
 # Modules that exist on POSIX only (or on Windows only): none may be imported by the package.
@@ -95,15 +93,8 @@ def test_without_fcntl_a_purge_commits_and_two_concurrent_runs_still_serialise(
 ) -> None:
     """The lock falls back to filelock's soft lock; a second run waits for the first, re-plans
     against the manifest the first committed, and has nothing left to send."""
-    first_purge_held, release = threading.Event(), threading.Event()
-
-    def hold_the_first_purge(record: PurgeRecord) -> None:
-        if not first_purge_held.is_set():
-            first_purge_held.set()
-            release.wait(60)
-
-    cf = make_cf(on_purge=hold_the_first_purge)
-    request.addfinalizer(release.set)  # before make_cf stops the server
+    server = hold_first_purge(make_cf, request)
+    cf, first_purge_held, release = server.cf, server.held, server.release
     site = tmp_path / "site"
     manifest = tmp_path / "state" / "manifest.json"
     write_files(site, {"index.html": "home v1", "guide/index.html": "guide v1"})

@@ -42,6 +42,7 @@ from tests.helpers import (
     TOKEN,
     ZONE_ID,
     MakeCf,
+    hold_first_purge,
     make_site,
     run_build,
     run_main,
@@ -342,15 +343,9 @@ def test_two_runs_are_kept_apart_by_the_lock(
     make_cf: MakeCf,
 ) -> None:
     """Both runs deploy the same build; the second waits, re-plans and has nothing to send."""
-    in_purge, release, second_waits = threading.Event(), threading.Event(), threading.Event()
-
-    def hold_first_purge(record: PurgeRecord) -> None:
-        if not in_purge.is_set():
-            in_purge.set()
-            release.wait(10)
-
-    cf = make_cf(on_purge=hold_first_purge)
-    request.addfinalizer(release.set)  # before make_cf stops the server
+    server = hold_first_purge(make_cf, request, longest=10)
+    cf, in_purge, release = server.cf, server.held, server.release
+    second_waits = threading.Event()
     settings = settings_for(tmp_path / "state", cf, site_url=SITE_URL)
     baseline(tmp_path, settings)
     new = pipeline.scan(build_site(tmp_path, PAGES_V2), settings)
