@@ -145,3 +145,18 @@ def test_a_web_server_running_as_another_user_serves_the_marker(
             server.wait(timeout=10)
     finally:
         shutil.rmtree(root)
+
+
+def test_a_rewritten_file_keeps_its_mode_where_os_has_no_fchmod(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows before Python 3.13 has no os.fchmod: the write must not need it.
+    monkeypatch.delattr(os, "fchmod", raising=False)
+    path = tmp_path / "kept.json"
+    path.write_bytes(b"old")
+    path.chmod(0o640)
+    with umask(0o022):
+        write_atomic(path, b"new\n")
+        write_atomic(tmp_path / "new.json", b"{}\n")
+    assert path.read_bytes() == b"new\n" and mode(path) == 0o640
+    assert mode(tmp_path / "new.json") == 0o644

@@ -36,6 +36,14 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise WriteFailed(path, exc) from None
 
 
+def _keep_mode(fd: int, tmp: str, mode: int) -> None:
+    # os.fchmod exists on Windows only from Python 3.13; chmod by name does the same there.
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, mode)
+    else:
+        os.chmod(tmp, mode)
+
+
 def _write(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _create_temp(path)
@@ -43,7 +51,7 @@ def _write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             with contextlib.suppress(FileNotFoundError):
                 # Rewriting a file in place keeps its mode: so does replacing it.
-                os.fchmod(handle.fileno(), stat.S_IMODE(os.stat(path).st_mode))
+                _keep_mode(handle.fileno(), tmp, stat.S_IMODE(os.stat(path).st_mode))
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
