@@ -146,6 +146,12 @@ class StateStore:
             manifest = None if raw is None else Manifest.from_dict(raw)
         except ValueError as exc:
             raise ValueError(f"'next_manifest': {exc}") from None
+        if manifest is not None and manifest.site_url != self.site_url:
+            # Committed as this site's manifest, it would plan every later deploy against
+            # another site's files.
+            raise ValueError(
+                f"'next_manifest' is for site_url {manifest.site_url!r:.200}, not {self.site_url!r}"
+            )
         refused = data.get("refused", [])
         if not isinstance(refused, list):
             raise ValueError("'refused' must be a list")

@@ -199,6 +199,14 @@ CASES.update(
                 _pending((), {"site_url": SITE_URL, "files": {"../etc/passwd": GOOD_HASH}}),
             ),
         ),
+        "6: pending next_manifest of another site": Case(
+            [],
+            "pending.json",
+            prepare=_write(
+                "state/pending.json",
+                _pending((), {"site_url": "https://other.example.org/", "files": {}}),
+            ),
+        ),
         "6: pending next_manifest with a hash that is none": Case(
             [],
             "pending.json",
