@@ -74,6 +74,24 @@ def test_a_refused_batch_is_narrowed_to_the_refused_entries_and_the_rest_is_purg
     assert len(posts) <= 2 + 2 * 2 * math.ceil(math.log2(30))
 
 
+def test_an_entry_refused_in_words_that_sound_like_too_many_files_is_still_set_apart(
+    cf: LocalCloudflare,
+) -> None:
+    # Over-cap batches are known only by their message; an entry refused with a message that
+    # reads the same must still be narrowed to and set apart, not halve the cap for good.
+    cf.refuse_entries(r"/page-7/$", why="URL exceeds the maximum length")
+    with client_for(cf) as client:
+        client.purge_all([{"files": urls(30)}, {"files": urls(30, 30)}])
+
+    bad = f"{SITE_URL}page-7/"
+    assert sorted(accepted(cf)) == sorted(set(urls(60)) - {bad})
+    assert [(r.entry, r.code) for r in client.refused] == [(bad, 1012)]
+    assert "exceeds the maximum length" in client.refused[0].message
+    # The cap comes back once the one entry is found: the second body goes whole.
+    assert client.max_files == 30
+    assert cf.purges[-1].items == tuple(urls(30, 30))
+
+
 @pytest.mark.parametrize("kind", ["prefixes", "hosts"])
 def test_flex_entries_are_narrowed_too(cf: LocalCloudflare, kind: str) -> None:
     items = [f"docs{i}.example.com" + ("/" if kind == "prefixes" else "") for i in range(9)]

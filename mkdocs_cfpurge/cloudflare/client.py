@@ -55,7 +55,9 @@ REQUEST_WIDE_CODES = frozenset({1000, 6003, 6103, 6111, 7003, 9109, 10000})
 # keeps the rest owed, rather than spend two requests on every entry of a body.
 MAX_REFUSED = 50
 RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
-# Over-cap `files` batches come back as 400 with a message and no fixed code.
+# Over-cap `files` batches come back as 400 with a message and no fixed code, so the message
+# is all there is to go on; a refusal of one entry whose message happens to match is told apart
+# by the count (see _narrow_if_refused).
 _TOO_MANY = re.compile(r"(more than|too many|exceed|maximum|limit)", re.IGNORECASE)
 _ADVICE = {
     10000: "the API token is invalid, or lacks the Zone → Cache Purge permission on this zone",
@@ -114,6 +116,9 @@ class CloudflareClient:
         self.zone_id = zone_id
         self.endpoint = "invalidate_cache" if method == "invalidate" else "purge_cache"
         self.max_files = max_files_per_request
+        # The cap before a "too many" answer lowered it: put back when the answer proves to be
+        # about an entry (one URL refused cannot be too many).
+        self._cap_before_split: int | None = None
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.purge_timeout = purge_timeout
@@ -439,6 +444,8 @@ class CloudflareClient:
         files = body.get("files")
         if exc.status != 400 or not files or len(files) < 2 or not _TOO_MANY.search(exc.message):
             return False
+        if self._cap_before_split is None:
+            self._cap_before_split = self.max_files
         self.max_files = math.ceil(len(files) / 2)
         log.warning(
             "cfpurge: Cloudflare refused %d URLs in one request; sending at most %d from now on",
@@ -457,7 +464,7 @@ class CloudflareClient:
             not isinstance(exc, ApiFailure)
             or exc.status != 400
             or not isinstance(items, list)
-            or _TOO_MANY.search(exc.message)
+            or (len(items) > 1 and _TOO_MANY.search(exc.message))
             or REQUEST_WIDE_CODES.intersection(exc.codes)
         ):
             return False
@@ -475,6 +482,10 @@ class CloudflareClient:
             )
             self.refused.append(refusal)
             log.error("cfpurge: Cloudflare refused the %s; not sent again", refusal.describe())
+            if self._cap_before_split is not None and _TOO_MANY.search(exc.message):
+                # The halving that led here was about this entry, not the request's size.
+                self.max_files = max(self.max_files, self._cap_before_split)
+                self._cap_before_split = None
             return True
         half = math.ceil(len(items) / 2)
         log.warning(

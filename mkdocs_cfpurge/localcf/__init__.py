@@ -257,11 +257,12 @@ class LocalCloudflare:
         """The next `n` requests of `route` are answered `status` with `body` as it is."""
         self._faults.add(Fault("answer", n, status=status, body=body, route=route))
 
-    def refuse_entries(self, pattern: str | None) -> None:
+    def refuse_entries(self, pattern: str | None, why: str = "refused by this zone") -> None:
         """From now on, refuse (400) every purge body holding an entry (URL, prefix, host or
         tag) that the regular expression `pattern` matches, as Cloudflare refuses an entry it
-        finds invalid; None: refuse none."""
+        finds invalid, with `why` in the message; None: refuse none."""
         self._settings.refuse = None if pattern is None else re.compile(pattern)
+        self._settings.refusal = why
 
     def set_plan(self, plan: str) -> None:
         limits = plan_limits(plan)

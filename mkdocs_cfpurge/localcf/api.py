@@ -131,12 +131,16 @@ def retry_after(seconds: float) -> dict[str, str]:
 
 
 def parse_purge_body(
-    raw: bytes, max_files: int, refuse: re.Pattern[str] | None = None
+    raw: bytes,
+    max_files: int,
+    refuse: re.Pattern[str] | None = None,
+    refusal: str = "refused by this zone",
 ) -> tuple[PurgeKind, tuple[PurgeItem, ...]]:
     """The purge type and its items, or ApiError with the answer Cloudflare gives.
 
     `refuse` matches the entries (URLs, prefixes, hosts, tags) this server treats as invalid,
-    as Cloudflare refuses some entries: the whole body is refused, naming the first one.
+    as Cloudflare refuses some entries: the whole body is refused, naming the first one and
+    giving `refusal` as the reason.
     """
     try:
         body = json.loads(raw)
@@ -167,7 +171,7 @@ def parse_purge_body(
         if refuse is not None and refuse.search(text):
             # Cloudflare's code for an entry it finds invalid is not documented: 1012 (its code
             # for a malformed body) here, and clients must not depend on it.
-            raise _invalid(kind, text, "refused by this zone")
+            raise _invalid(kind, text, refusal)
     return kind, items
 
 
@@ -246,6 +250,7 @@ class ZoneSettings:
     cache_rules: dict[str, Any] | None = None
     cache_rules_readable: bool = True
     refuse: re.Pattern[str] | None = None  # entries the purge API refuses (parse_purge_body)
+    refusal: str = "refused by this zone"  # the reason it gives
 
     @property
     def open(self) -> bool:
@@ -578,7 +583,9 @@ class ApiHandler(QuietHandler):
 
     def _purge(self, method: PurgeMethod, raw: bytes) -> Reply:
         settings = self.server.settings
-        kind, items = parse_purge_body(raw, settings.max_files_per_request, settings.refuse)
+        kind, items = parse_purge_body(
+            raw, settings.max_files_per_request, settings.refuse, settings.refusal
+        )
         wait = self.server.limiter.admit_purge(kind, len(items))
         if wait > 0:
             raise ApiError(429, 971, THROTTLED, headers=retry_after(wait))
