@@ -91,13 +91,23 @@ class QueryVariants:
 
 
 def apply_cache_rules(
-    plan: PurgePlan, settings: Settings, rules: CacheRulesCheck, site: SiteFiles | None = None
+    plan: PurgePlan,
+    settings: Settings,
+    rules: CacheRulesCheck,
+    site: SiteFiles | Manifest | None = None,
 ) -> None:
     """Rewrite the plan's bodies for the zone's cache rules (see plan/cacherules.py) and say
-    why; a covering too broad to send stops here, before anything is sent."""
+    why; a covering too broad to send stops here, before anything is sent.
+
+    `site` is what a covering prefix would take down: the site's files and the changed ones, or,
+    for a plan made elsewhere (saved, pending, carried), a manifest of the site, the changed
+    files being those the plan names. Without either, `max_collateral` cannot be applied.
+    """
     plan.notes.append(rules.note)
     if rules.rules is None or not plan.requests:
         return
+    if isinstance(site, Manifest):
+        site = SiteFiles.named_by(settings.mapper(), site.files.keys(), plan.requests)
     try:
         covering = cover(
             plan.requests,
@@ -112,6 +122,11 @@ def apply_cache_rules(
     plan.requests = covering.requests
     plan.decisions += covering.decisions
     plan.notes += covering.notes
+    if site is None and any("prefix" in decision for decision in covering.decisions):
+        plan.notes.append(
+            "cache rules: no manifest of the site here, so what the covering prefixes take "
+            "down besides the changed pages is not known and max_collateral was not applied"
+        )
 
 
 def read_cache_rules(client: CloudflareClient) -> CacheRulesCheck:

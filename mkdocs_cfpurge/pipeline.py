@@ -416,11 +416,14 @@ def _dry_run(
         if new is not None:
             plan = preview(settings, new, baseline, rules)
         else:
-            pending = StateStore(settings.manifest_path, str(settings.site)).load_pending()
+            store = StateStore(settings.manifest_path, str(settings.site))
+            pending = store.load_pending()
             plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
             add_owed(plan, pending, settings)
             if rules is not None:
-                apply_cache_rules(plan, settings, rules)
+                apply_cache_rules(
+                    plan, settings, rules, pending.next_manifest or store.load_manifest()
+                )
         report(plan, settings, env)
     where = f"; plan written to {settings.plan_path}" if settings.plan_path else ""
     log.info("cfpurge: dry run%s, nothing sent", where)
@@ -461,7 +464,7 @@ def _send(
                 if new is not None:
                     plan = owed_plan(current, new, settings, pending, carried, rules)
                 else:
-                    apply_cache_rules(plan, settings, rules)
+                    apply_cache_rules(plan, settings, rules, to_commit or current.manifest)
             state.save_pending(Pending(plan.requests, to_commit))
             try:
                 sent = client.purge_all(plan.requests)
@@ -512,7 +515,7 @@ def owed_plan(
         check_source(plan.requests, settings, f"the plan carried in the site's {MARKER_NAME}")
         add_owed(plan, pending, settings)
         if rules is not None:
-            apply_cache_rules(plan, settings, rules)
+            apply_cache_rules(plan, settings, rules, new)
     else:
         plan = make_plan(current.manifest, new, settings, pending, rules=rules, baseline=current)
     if current.unknown:

@@ -33,6 +33,7 @@ from mkdocs_cfpurge.plan.cacherules import (
 from mkdocs_cfpurge.plan.ruleexpr import Expression
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
 from mkdocs_cfpurge.settings import Credentials, Settings
+from mkdocs_cfpurge.state import Pending, StateStore
 from tests.helpers import (
     EPOCH,
     TOKEN,
@@ -471,6 +472,59 @@ def test_a_saved_plan_is_sent_under_the_rules_too(
     assert code == 0, err
     assert file_entries(posted(cf)) == []
     assert cf.edge_fetch(SITE_URL + "about/").cache_status == "MISS"
+
+
+@pytest.mark.parametrize("made_elsewhere", ["saved", "pending"])
+def test_a_plan_made_elsewhere_is_held_to_max_collateral_under_the_rules(
+    tmp_path: Path,
+    make_cf: MakeCf,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    made_elsewhere: str,
+) -> None:
+    # Its changes were not computed here: those its URLs name count as changed, the rest of the
+    # site's manifest as what a covering prefix would take down with them.
+    cf, settings, new, _site_dir = deployed(tmp_path, make_cf, ruleset(GET_ONLY))
+    saved = pipeline.preview(settings, new)
+    assert any(url.endswith("/guide/") for url in file_entries(saved.requests))
+    argv = ["purge", "--site-url", str(settings.site), "--manifest", str(settings.manifest_path)]
+    if made_elsewhere == "saved":
+        plan_file = tmp_path / "plan.json"
+        plan_file.write_bytes(saved.to_json())
+        argv += ["--plan", str(plan_file)]
+    else:
+        StateStore(settings.manifest_path, str(settings.site)).save_pending(
+            Pending(saved.requests, None)
+        )
+    pending = settings.manifest_path.with_name("pending.json")
+    pending_before = pending.read_bytes() if made_elsewhere == "pending" else None
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    monkeypatch.setenv("CLOUDFLARE_ZONE_ID", ZONE_ID)
+    argv += ["--api-base", cf.api_base, "--max-collateral", "1"]  # guide/ takes guide/deep/
+
+    code, _out, err = run_main(argv, capsys)
+
+    assert code == 2, err
+    assert "max_collateral 1" in err and "nothing was sent" in err
+    assert posted(cf) == []
+    if pending_before is not None:
+        assert pending.read_bytes() == pending_before
+    code, _out, err = run_main([*argv[:-2], "--max-collateral", "10"], capsys)  # the control
+    assert code == 0, err
+    assert any("prefixes" in body for body in posted(cf))
+
+
+def test_a_saved_plan_with_no_manifest_at_hand_says_max_collateral_was_not_applied(
+    tmp_path: Path, make_cf: MakeCf
+) -> None:
+    cf, settings, new, _site_dir = deployed(tmp_path, make_cf, ruleset(GET_ONLY))
+    saved = pipeline.preview(settings, new)
+    elsewhere = settings.model_copy(
+        update={"manifest_path": tmp_path / "other" / "manifest.json", "max_collateral": 1}
+    )
+    result = pipeline.purge(elsewhere, saved, client_factory=fast)
+    assert result.requests_sent and any("prefixes" in body for body in posted(cf))
+    assert any("max_collateral was not applied" in note for note in result.plan.notes)
 
 
 def test_a_dry_run_sends_nothing_and_says_the_rules_were_not_read(

@@ -203,6 +203,18 @@ class SiteFiles:
     files: Collection[str]
     changed: Collection[str]
 
+    @classmethod
+    def named_by(
+        cls, mapper: UrlMapper, files: Collection[str], requests: Sequence[Body]
+    ) -> SiteFiles:
+        """The site's `files`, the changed ones being those the bodies' URLs name: what a
+        saved, pending or carried plan's prefixes take down, its changes not computed here."""
+        named = {
+            urlsplit(item_url(entry)).path for body in requests for entry in body.get("files", ())
+        }
+        changed = [name for name in files if not named.isdisjoint(mapper.paths(name))]
+        return cls(mapper, files, changed)
+
     @cached_property
     def _unchanged_paths(self) -> list[str]:
         """Every URL path of every unchanged file, sorted (once per scheme and variant)."""
