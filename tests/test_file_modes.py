@@ -160,3 +160,22 @@ def test_a_rewritten_file_keeps_its_mode_where_os_has_no_fchmod(
         write_atomic(tmp_path / "new.json", b"{}\n")
     assert path.read_bytes() == b"new\n" and mode(path) == 0o640
     assert mode(tmp_path / "new.json") == 0o644
+
+
+def test_the_temp_file_is_opened_binary_where_the_os_has_text_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows' C runtime opens files in text mode (newline → CRLF) unless O_BINARY is given.
+    binary = 1 << 30  # a bit no POSIX open flag uses: stripped before the real call
+    seen: list[int] = []
+    real_open = os.open
+
+    def recording_open(path: str, flags: int, mode: int = 0o777) -> int:
+        seen.append(flags)
+        return real_open(path, flags & ~binary, mode)
+
+    monkeypatch.setattr(os, "O_BINARY", binary, raising=False)
+    monkeypatch.setattr(os, "open", recording_open)
+    write_atomic(tmp_path / "m.json", b"{}\n")
+    assert seen and seen[0] & binary
+    assert (tmp_path / "m.json").read_bytes() == b"{}\n"

@@ -14,11 +14,13 @@ from mkdocs_cfpurge.errors import WriteFailed
 def _create_temp(path: Path) -> tuple[int, str]:
     """A new temp file beside `path`, created as `open(..., "w")` creates a file: mode 0666 less
     the umask (the kernel applies it). tempfile.mkstemp would make it 0600, and a marker copied
-    to a web server running as another user would then answer 404."""
+    to a web server running as another user would then answer 404. O_BINARY (Windows only)
+    keeps the C runtime from writing every newline as CRLF."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         tmp = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp")
         try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+            return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:
             continue
 
