@@ -3,7 +3,7 @@
 For sites deployed by copying files onto the web server (rsync, scp, a CI job that swaps a
 `current` symlink) rather than through `mkdocs gh-deploy`. The folder is watched with watchdog;
 once it has been quiet for `quiet_period` seconds (a whole deploy, not each file of it), it is
-hashed and handed to `pipeline.deploy`, the same plan, client, manifest and pending state as the
+hashed and handed to `pipeline.purge`, the same plan, client, manifest and pending state as the
 plugin and `mkdocs-cfpurge purge` use.
 
 How deploys land, and what this module does about each:
@@ -475,7 +475,7 @@ class DeployWatcher:
 
     def _client(self, settings: Settings) -> CloudflareClient:
         """The pipeline's client, stopping between requests once the watcher is asked to stop:
-        the request in flight completes and deploy() keeps the rest in pending.json."""
+        the request in flight completes and pipeline.purge keeps the rest in pending.json."""
         client = (self.client_factory or pipeline.default_client)(settings)
         client.stop_requested = self._stop_requests
         return client
