@@ -56,7 +56,7 @@ from mkdocs_cfpurge.guard import add_owed, check_saved_plan, check_source, idn_n
 from mkdocs_cfpurge.log import log
 from mkdocs_cfpurge.plan.auto import Budget
 from mkdocs_cfpurge.plan.baseline import Baseline, BaselineSource
-from mkdocs_cfpurge.plan.bodies import Body, hosts_of
+from mkdocs_cfpurge.plan.bodies import Body, hosts_of, merge_requests
 from mkdocs_cfpurge.plan.cacherules import (
     CacheRulesCheck,
     SiteFiles,
@@ -509,11 +509,24 @@ def owed_plan(
     With no baseline at all, only the whole zone is a purge that cannot miss anything: sent when
     `allow_purge_everything` (here or at build time) allows it, else PurgeFailed (exit 1).
     """
+    where = f"the plan carried in the site's {MARKER_NAME}"
     if carried is not None and current.manifest is None:
         plan = replace(carried, requests=list(carried.requests), notes=list(carried.notes))
         # The marker came with the folder: input, checked like a saved plan.
-        check_source(plan.requests, settings, f"the plan carried in the site's {MARKER_NAME}")
+        check_source(plan.requests, settings, where)
         add_owed(plan, pending, settings)
+        if rules is not None:
+            apply_cache_rules(plan, settings, rules, new)
+    elif carried is not None:
+        # The build planned with options this front end may not have (mkdocs.yml's hosts, the
+        # theme's query-string links): what it owes stays owed, with what changed since the
+        # manifest here (the two differ when another deploy came between).
+        plan = make_plan(current.manifest, new, settings, pending, baseline=current)
+        check_source(carried.requests, settings, where)
+        plan.requests = merge_requests(
+            plan.requests, carried.requests, max_files=settings.max_files_per_request
+        )
+        plan.notes.append(f"includes {where} (made with the build's options)")
         if rules is not None:
             apply_cache_rules(plan, settings, rules, new)
     else:

@@ -263,3 +263,39 @@ def test_auto_folds_many_page_prefixes_into_their_folder_when_a_whole_folder_cha
     prefixes = sorted(p for body in plan.requests for p in body.get("prefixes", []))
     assert prefixes == sorted(f"{h}/handbook/s{s}/" for h in MAPPER.hosts for s in range(3))
     assert not any("files" in body for body in plan.requests)
+
+
+def test_the_cli_purge_of_a_plugin_build_sends_what_the_build_planned_with_a_manifest_at_hand(
+    tmp_path: Path,
+    make_cf: MakeCf,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The build knew the theme's `?h=` links and mkdocs.yml's hosts; the CLI that purges its
+    folder knows neither. A manifest kept beside both must not make the CLI re-plan without
+    them: what the build owes is sent, with what changed since that manifest."""
+    cf = make_cf()
+    manifest = tmp_path / "state" / "manifest.json"
+    options = {"zone_id": ZONE_ID, "manifest": str(manifest), "hosts": ["www.example.com"]}
+    extra = {"theme": {"name": "material", "features": ["search.highlight"]}}
+    config_file = make_site(tmp_path, site_url=SITE_URL, options=options, pages=PAGES, extra=extra)
+    site_dir = tmp_path / "site"
+    run_build(config_file, ENV)
+    out = ["--out", str(manifest)]
+    assert run_main(["manifest", str(site_dir), "--site-url", SITE_URL, *out], capsys)[0] == 0
+    write_files(tmp_path / "docs", EDITS)
+    run_build(config_file, ENV)  # plans against the kept manifest, writes the plan in its marker
+    carried = read_plan(tmp_path)["requests"]
+    assert any("prefixes" in body for body in carried)
+
+    argv = ["purge", str(site_dir), "--site-url", SITE_URL, "--manifest", str(manifest)]
+    argv += ["--zone-id", ZONE_ID, "--api-base", cf.api_base, "--host", "www.example.com"]
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", TOKEN)
+    code, _out, err = run_main(argv, capsys)
+
+    assert code == 0, err
+    sent = [item for record in cf.purges for item in record.items]
+    for body in carried:
+        for item in next(iter(body.values())):
+            assert item in sent, item
+    assert "docs.example.com/guide/" in sent and "www.example.com/guide/" in sent
