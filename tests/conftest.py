@@ -39,6 +39,8 @@ def _isolated_env(
         "GITHUB_STEP_SUMMARY",
     ):
         monkeypatch.delenv(name, raising=False)
+    # The CLI's default state and plan files are relative to where it runs: never in the tree.
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture(autouse=True)

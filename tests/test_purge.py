@@ -650,9 +650,7 @@ def test_cli_zone_that_does_not_own_the_host_exits_2_before_any_purge(
     tmp_path: Path,
     cli_env: None,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the default plan file is relative to where the CLI runs
     other = "https://docs.example.org/"
     manifest, _, before, site_dir = deployed_then_built(tmp_path, site_url=other)
     args = ["purge", str(site_dir), "--site-url", other, "--manifest", str(manifest)]

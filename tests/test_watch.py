@@ -311,7 +311,7 @@ def start_cli(cf: LocalCloudflare, site: Path, state: Path, *extra: str) -> subp
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=state.parent,  # the default plan file is relative to it: never in the tree
     )
 
 
