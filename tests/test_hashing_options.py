@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from mkdocs_cfpurge import freshness, pipeline
 from mkdocs_cfpurge.build.manifest import Manifest, build_manifest, load_manifest
+from mkdocs_cfpurge.build.marker import read_marker, write_marker
 from mkdocs_cfpurge.build.noise import Hashing, make_normalizer
 from mkdocs_cfpurge.cli import cli
 from mkdocs_cfpurge.plugin import CfPurgePlugin
@@ -302,3 +303,18 @@ def test_the_hashing_options_survive_a_purge_left_pending(tmp_path: Path) -> Non
         state.commit(state.load_pending().next_manifest)
     committed = load_manifest(settings.manifest_path, SITE_URL)
     assert committed is not None and committed.hashing == Hashing((), (PRESET,)).to_dict()
+
+
+def test_the_build_marker_carries_the_hashing_options_to_the_next_deploy(tmp_path: Path) -> None:
+    """A runner that keeps no state takes its baseline from the live marker: the marker must say
+    how its hashes were made, or a change of ignore_changes would pass unnoticed."""
+    site = tmp_path / "site"
+    write_files(site, {"index.html": "<p>home</p>", "a.map": "x"})
+    before = settings_for(tmp_path / "state", exclude=["*.map"])
+    built = pipeline.scan(site, before)
+    write_marker(site, built)
+    marker = read_marker(site)
+    assert marker is not None and marker.manifest.hashing == built.hashing is not None
+    after = settings_for(tmp_path / "state", ignore_changes=[PRESET])
+    plan = pipeline.make_plan(marker.manifest, pipeline.scan(site, after), after)
+    assert any("hashed with other hashing options" in note for note in plan.notes)

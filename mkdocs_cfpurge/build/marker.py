@@ -1,11 +1,12 @@
 """The build marker: `cfpurge-build.json` at the site root, published with every deploy.
 
-It holds the build's digest (what the origin wait looks for), its manifest (the baseline of the
-next deploy, for a runner that keeps no state), the files this deploy's purge is about (resent
-by a runner that cannot know whether that purge happened) and, under `purge`, the plan this build
-owes (its baseline and exact request bodies, without the zone id), so that a later job holding
-only the built folder sends exactly that. `purge` is optional: markers published before it
-existed still read as baselines. It is never hashed itself.
+It holds the build's digest (what the origin wait looks for), its manifest and the hashing
+options it was made with (the baseline of the next deploy, for a runner that keeps no state), the
+files this deploy's purge is about (resent by a runner that cannot know whether that purge
+happened) and, under `purge`, the plan this build owes (its baseline and exact request bodies,
+without the zone id), so that a later job holding only the built folder sends exactly that.
+`purge` and `hashing` are optional: markers published before they existed still read as
+baselines. It is never hashed itself.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Marker:
             "manifest": self.manifest.files,
             "owed": sorted(set(self.owed)),
         }
+        if self.manifest.hashing is not None:
+            data["hashing"] = self.manifest.hashing
         if self.purge is not None:
             data["purge"] = dict(self.purge)
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
@@ -59,7 +62,11 @@ class Marker:
         if not isinstance(data, dict) or data.get("version") != MARKER_VERSION:
             raise ValueError(f"not a version {MARKER_VERSION} {MARKER_NAME}")
         manifest = Manifest.from_dict(
-            {"site_url": data.get("site_url"), "files": data.get("manifest")}
+            {
+                "site_url": data.get("site_url"),
+                "files": data.get("manifest"),
+                "hashing": data.get("hashing"),  # absent from markers published before it was
+            }
         )
         digest, owed, purge = data.get("digest"), data.get("owed", []), data.get("purge")
         if not isinstance(digest, str):
