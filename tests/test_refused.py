@@ -20,7 +20,12 @@ import httpx
 import pytest
 
 from mkdocs_cfpurge import pipeline
-from mkdocs_cfpurge.cloudflare.client import MAX_REFUSED, CloudflareClient, RetryPolicy
+from mkdocs_cfpurge.cloudflare.client import (
+    MAX_REFUSED,
+    REQUEST_WIDE_AFTER,
+    CloudflareClient,
+    RetryPolicy,
+)
 from mkdocs_cfpurge.errors import PurgeIncomplete, UsageError
 from mkdocs_cfpurge.localcf import LocalCloudflare
 from mkdocs_cfpurge.settings import Credentials
@@ -92,14 +97,33 @@ def test_an_entry_refused_in_words_that_sound_like_too_many_files_is_still_set_a
     assert cf.purges[-1].items == tuple(urls(30, 30))
 
 
+@pytest.mark.parametrize("why", ["refused by this zone", "prefix exceeds the maximum length"])
 @pytest.mark.parametrize("kind", ["prefixes", "hosts"])
-def test_flex_entries_are_narrowed_too(cf: LocalCloudflare, kind: str) -> None:
+def test_flex_entries_are_narrowed_too(cf: LocalCloudflare, kind: str, why: str) -> None:
+    # Only `files` bodies are refused for their size: a flex refusal is narrowed whatever it says.
     items = [f"docs{i}.example.com" + ("/" if kind == "prefixes" else "") for i in range(9)]
-    cf.refuse_entries(r"^docs4\.")
+    cf.refuse_entries(r"^docs4\.", why=why)
     with client_for(cf) as client:
         client.purge_all([{kind: items}])
     assert accepted(cf) == [item for item in items if not item.startswith("docs4.")]
     assert [(r.kind, r.entry) for r in client.refused] == [(kind, items[4])]
+
+
+def test_every_entry_refused_on_its_own_is_a_refusal_of_the_requests_and_all_stays_owed(
+    cf: LocalCloudflare,
+) -> None:
+    # A 400 whose code is not known as request-wide, on every request: halving would otherwise
+    # set apart good entries one by one, and they would never be purged.
+    cf.fail_next(10_000, 400, code=1001)
+    bodies = [{"files": urls(30)}, {"files": urls(30, 30)}]
+    with client_for(cf) as client, pytest.raises(PurgeIncomplete) as caught:
+        client.purge_all(bodies)
+    assert client.refused == []
+    owed = [url for body in caught.value.unsent for url in body["files"]]
+    assert sorted(owed) == sorted(urls(60))  # every URL still owed, each once
+    assert "the refusal is about the requests, not the entries" in caught.value.message
+    posts = [r for r in cf.requests if r["method"] == "POST"]
+    assert len(posts) < 2 * REQUEST_WIDE_AFTER + 2 * math.ceil(math.log2(30))
 
 
 @pytest.mark.parametrize("code", [6003, 10000, 7003])
@@ -112,17 +136,28 @@ def test_a_400_about_the_request_as_a_whole_is_not_narrowed(cf: LocalCloudflare,
     assert client.refused == []
 
 
-def test_a_zone_that_refuses_everything_stops_after_max_refused_entries(make_cf: MakeCf) -> None:
+def test_a_zone_that_refuses_everything_sets_nothing_apart(make_cf: MakeCf) -> None:
     cf = make_cf()
     cf.refuse_entries(r".")
     bodies = [{"files": urls(30)}, {"files": urls(30, 30)}, {"files": urls(30, 60)}]
     with client_for(cf) as client, pytest.raises(PurgeIncomplete) as caught:
         client.purge_all(bodies)
+    assert client.refused == [] and cf.purges == []
+    unsent = [url for body in caught.value.unsent for url in body["files"]]
+    assert sorted(unsent) == sorted(urls(90))
+
+
+def test_more_than_a_few_bad_entries_stops_after_max_refused(make_cf: MakeCf) -> None:
+    cf = make_cf()
+    cf.refuse_entries(r"/page-[1-9]")  # every entry but page-0/, which goes through first
+    bodies = [{"files": urls(30)}, {"files": urls(30, 30)}, {"files": urls(30, 60)}]
+    with client_for(cf) as client, pytest.raises(PurgeIncomplete) as caught:
+        client.purge_all(bodies)
     assert len(client.refused) == MAX_REFUSED
-    assert cf.purges == []
+    assert accepted(cf) == [f"{SITE_URL}page-0/"]
     # Every entry neither refused nor purged stays owed.
     unsent = {url for body in caught.value.unsent for url in body["files"]}
-    assert unsent | {r.entry for r in client.refused} == set(urls(90))
+    assert unsent | {r.entry for r in client.refused} == set(urls(90)) - {f"{SITE_URL}page-0/"}
 
 
 # --- three deploys through the CLI: the case -------------------------------------------

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 from pydantic import ValidationError
@@ -39,7 +39,7 @@ from mkdocs_cfpurge.errors import (
 )
 from mkdocs_cfpurge.http import TRANSIENT, DeadlineClient
 from mkdocs_cfpurge.log import log
-from mkdocs_cfpurge.plan.bodies import Body, batches, check_body, purge_type
+from mkdocs_cfpurge.plan.bodies import Body, batches, check_body, merge_requests, purge_type
 from mkdocs_cfpurge.plan.cacherules import PHASE, CacheRuleset
 from mkdocs_cfpurge.plan.urls import dns_name
 from mkdocs_cfpurge.redact import clip, redact
@@ -54,6 +54,10 @@ REQUEST_WIDE_CODES = frozenset({1000, 6003, 6103, 6111, 7003, 9109, 10000})
 # More refused entries than this in one run is no longer "a few bad entries": the run stops and
 # keeps the rest owed, rather than spend two requests on every entry of a body.
 MAX_REFUSED = 50
+# Entries refused one by one before Cloudflare has accepted any request of the run: past this,
+# the refusal is about the requests (an error code not known as request-wide), not the entries,
+# and they stay owed instead of being set apart.
+REQUEST_WIDE_AFTER = 8
 RETRY_STATUSES = {429, 500, 502, 503, 504, 520, 521, 522, 523, 524}
 # Over-cap `files` batches come back as 400 with a message and no fixed code, so the message
 # is all there is to go on; a refusal of one entry whose message happens to match is told apart
@@ -119,6 +123,7 @@ class CloudflareClient:
         # The cap before a "too many" answer lowered it: put back when the answer proves to be
         # about an entry (one URL refused cannot be too many).
         self._cap_before_split: int | None = None
+        self._accepted = 0  # requests Cloudflare accepted during this client's purges
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.purge_timeout = purge_timeout
@@ -424,6 +429,7 @@ class CloudflareClient:
                     continue
                 raise PurgeIncomplete(exc, [body, *queue]) from None
             sent += 1
+            self._accepted += 1
             done_urls += len(body.get("files", ()))
             log.info(
                 "cfpurge: request %d of %d (%s) done; %d/%d URLs purged",
@@ -464,7 +470,8 @@ class CloudflareClient:
             not isinstance(exc, ApiFailure)
             or exc.status != 400
             or not isinstance(items, list)
-            or (len(items) > 1 and _TOO_MANY.search(exc.message))
+            # Only `files` bodies are split for their size (the flex kinds' halving is this).
+            or (kind == "files" and len(items) > 1 and _TOO_MANY.search(exc.message))
             or REQUEST_WIDE_CODES.intersection(exc.codes)
         ):
             return False
@@ -482,6 +489,8 @@ class CloudflareClient:
             )
             self.refused.append(refusal)
             log.error("cfpurge: Cloudflare refused the %s; not sent again", refusal.describe())
+            if not self._accepted and len(self.refused) >= REQUEST_WIDE_AFTER:
+                self._refusing_everything(exc, queue)
             if self._cap_before_split is not None and _TOO_MANY.search(exc.message):
                 # The halving that led here was about this entry, not the request's size.
                 self.max_files = max(self.max_files, self._cap_before_split)
@@ -497,6 +506,20 @@ class CloudflareClient:
         )
         queue.extendleft([{kind: items[half:]}, {kind: items[:half]}])
         return True
+
+    def _refusing_everything(self, exc: ApiFailure, queue: deque[Body]) -> NoReturn:
+        """Every entry refused on its own and no request accepted: the entries set apart so far
+        go back to what is owed, with the rest, and the purge stops."""
+        owed = merge_requests([{r.kind: [r.entry]} for r in self.refused], max_files=self.max_files)
+        count, self.refused = len(self.refused), []
+        cause = PurgeFailed(
+            f"Cloudflare refused each of the {count} entries sent on its own and accepted no "
+            f"request ({exc.details or f'HTTP {exc.status}'}): the refusal is about the requests, "
+            "not the entries, which stay owed (those reported refused above included)",
+            codes=exc.codes,
+            status=exc.status,
+        )
+        raise PurgeIncomplete(cause, [*owed, *queue])
 
 
 def _host_in_zone(host: str, zone: str) -> bool:
