@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ import pytest
 
 from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.cloudflare.client import CloudflareClient, RetryPolicy
+from mkdocs_cfpurge.deploy import git as deploy_git
 from mkdocs_cfpurge.deploy.origin import OriginWait
 from mkdocs_cfpurge.errors import PurgeFailed, PurgeIncomplete
 from mkdocs_cfpurge.http import DeadlineClient
@@ -269,3 +271,20 @@ def wait_until(condition: object, timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the server never saw the client hang up"
         time.sleep(0.01)
+
+
+def test_a_git_remote_that_never_answers_fails_the_step_within_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # gh-deploy's push check and purge-branch read the remote with git: a remote that accepts
+    # the connection and says nothing must not hold the deploy for ever.
+    monkeypatch.setattr(deploy_git, "LS_REMOTE_TIMEOUT", 1.0)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    assert subprocess.run(["git", "init", "-q", str(repo)], check=False).returncode == 0
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        remote = f"git://127.0.0.1:{silent.getsockname()[1]}/site.git"
+        with pytest.raises(PurgeFailed, match=r"git ls-remote .* did not finish within 1s"):
+            deploy_git.fetch_branch(repo, remote, "gh-pages")

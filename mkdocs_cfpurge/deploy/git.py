@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +12,33 @@ from mkdocs_cfpurge.build.marker import MARKER_NAME, Marker
 from mkdocs_cfpurge.errors import PurgeFailed, UsageError
 
 GIT_MISSING = "git is not installed (or not on PATH)"
+# The commands that talk to the remote have a deadline, like every HTTP request: a remote that
+# stops answering fails the step instead of holding the deploy for ever. A fetch may carry a
+# whole deployed branch, hence the longer one.
+LS_REMOTE_TIMEOUT = 120.0
+FETCH_TIMEOUT = 600.0
 
 
-def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def _git(
+    repo: Path, *args: str, check: bool = True, timeout: float | None = None
+) -> subprocess.CompletedProcess[str]:
+    # No prompt for credentials: nobody is there to answer one in CI, and the wait would be
+    # endless.
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
     try:
         result = subprocess.run(
-            ["git", *args], cwd=repo, capture_output=True, text=True, check=False
+            ["git", *args],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=timeout,
+            env=env,
         )
     except FileNotFoundError:
         raise UsageError(GIT_MISSING) from None
+    except subprocess.TimeoutExpired:
+        raise PurgeFailed(f"git {' '.join(args)} did not finish within {timeout:g}s") from None
     if check and result.returncode != 0:
         # git explains over several lines; an error here is one line.
         said = "; ".join(line.strip() for line in result.stderr.splitlines() if line.strip())
@@ -35,7 +54,7 @@ def rev(repo: Path, ref: str) -> str | None:
 def remote_head(repo: Path, remote: str, branch: str) -> str | None:
     """The commit `branch` points at on the remote itself (`git ls-remote`); None if absent."""
     ref = f"refs/heads/{branch}"
-    for line in _git(repo, "ls-remote", remote, ref).stdout.splitlines():
+    for line in _git(repo, "ls-remote", remote, ref, timeout=LS_REMOTE_TIMEOUT).stdout.splitlines():
         sha, _, name = line.partition("\t")
         if name == ref:  # ls-remote matches patterns by their tail: keep the exact ref only
             return sha
@@ -70,7 +89,8 @@ def fetch_branch(repo: Path, remote: str, branch: str) -> str | None:
     """Fetch the deployed branch; None when the remote has none yet (the first deploy)."""
     if remote_head(repo, remote, branch) is None:
         return None
-    _git(repo, "fetch", "--quiet", remote, f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}")
+    refspec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+    _git(repo, "fetch", "--quiet", remote, refspec, timeout=FETCH_TIMEOUT)
     return rev(repo, f"refs/remotes/{remote}/{branch}")
 
 
