@@ -446,12 +446,17 @@ def verify(
     """
     from mkdocs_cfpurge.build.manifest import load_manifest
     from mkdocs_cfpurge.errors import PurgeFailed
+    from mkdocs_cfpurge.guard import check_saved_plan, check_source
     from mkdocs_cfpurge.verify import lines, verify_manifest
 
     if (site_dir is None) == (manifest_file is None):
         raise UsageError("give SITE_DIR or --manifest (where the expected hashes come from)")
     the_plan = PurgePlan.load(plan_file)
     settings = make_settings(site_url or the_plan.site_url, **kw)
+    # A plan file is input: only URLs of the site (its hosts, its path) are fetched.
+    check_saved_plan(the_plan, settings)
+    where = f"plan file {str(plan_file)!r}"
+    check_source([{"files": [url]} for c in the_plan.changes for url in c.urls], settings, where)
     if site_dir is not None:
         expected = pipeline.scan(_site_dir(site_dir), settings)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 from pathlib import Path
@@ -276,3 +277,23 @@ def test_connect_to_names_a_server_only() -> None:
     assert check_connect_to("http://127.0.0.1:8080/") == "http://127.0.0.1:8080"
     with pytest.raises(CfPurgeError):
         check_connect_to("127.0.0.1:8080")
+
+
+@pytest.mark.parametrize("where", ["another host", "another site_url"])
+def test_a_plan_is_input_verify_fetches_only_the_sites_urls(
+    deployed: Deployed, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    # A plan from a pull request's artifact could name any address for verify to fetch.
+    data = json.loads(deployed.plan_file.read_bytes())
+    extra: list[str] = []
+    if where == "another host":
+        data["changes"][0]["urls"].append("http://169.254.169.254/latest/meta-data/")
+    else:
+        extra = ["--site-url", "https://docs.example.org/"]
+    deployed.plan_file.write_text(json.dumps(data), encoding="utf-8")
+    before = len(deployed.cf.edge_log)
+    argv = verify_argv(deployed.plan_file, deployed.site, deployed.cf, *extra)
+    code, _, err = run_main(argv, capsys)
+    assert code == 2, err
+    assert f"plan file {str(deployed.plan_file)!r}" in err
+    assert len(deployed.cf.edge_log) == before  # nothing fetched
