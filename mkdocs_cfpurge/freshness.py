@@ -219,6 +219,6 @@ def hashing_note(old: Manifest | None, new: Manifest) -> str | None:
     return (
         f"the baseline was hashed with other hashing options ({'; '.join(differ)}): each file "
         "whose hash they touch counts as changed once and is purged now, a file newly excluded "
-        "counts as deleted and one no longer excluded as added; from this deploy on, both sides "
-        "are hashed alike"
+        "is left out on both sides (neither deleted nor purged, as exclude promises) and one no "
+        "longer excluded counts as added; from this deploy on, both sides are hashed alike"
     )

@@ -176,7 +176,8 @@ def test_a_baseline_hashed_with_other_options_is_reported_and_what_follows(
     [note] = [n for n in plan.notes if "hashing options" in n]
     assert "exclude ['*.map'] → []" in note
     assert f"ignore_changes [] → ['{PRESET}']" in note
-    assert "counts as changed once" in note and "no longer excluded as added" in note
+    assert "counts as changed once" in note and "no longer excluded counts as added" in note
+    assert "newly excluded is left out on both sides" in note
     assert [(c.path, c.status.value) for c in plan.changes] == [("a.map", "added")]
     same = pipeline.make_plan(old, pipeline.scan(site, before), before)
     assert not any("hashing options" in n for n in same.notes)
