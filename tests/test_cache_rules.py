@@ -30,6 +30,7 @@ from mkdocs_cfpurge.plan.cacherules import (
     ZoneCacheRules,
     cover,
 )
+from mkdocs_cfpurge.plan.plan import PurgePlan
 from mkdocs_cfpurge.plan.ruleexpr import Expression
 from mkdocs_cfpurge.plan.urls import SiteUrl, UrlMapper
 from mkdocs_cfpurge.settings import Credentials, Settings
@@ -525,6 +526,25 @@ def test_a_saved_plan_with_no_manifest_at_hand_says_max_collateral_was_not_appli
     result = pipeline.purge(elsewhere, saved, client_factory=fast)
     assert result.requests_sent and any("prefixes" in body for body in posted(cf))
     assert any("max_collateral was not applied" in note for note in result.plan.notes)
+
+
+def test_a_saved_plan_with_no_manifest_at_hand_never_takes_the_whole_site_unasked(
+    tmp_path: Path, make_cf: MakeCf
+) -> None:
+    # The home page changed: under a GET-only rule its covering prefix is the site's root, and
+    # with no manifest here nothing says how much that takes down.
+    cf, settings, _new, _site_dir = deployed(tmp_path, make_cf, ruleset(GET_ONLY))
+    saved = PurgePlan(SITE_URL, None, [], [{"files": [SITE_URL, SITE_URL + "index.html"]}])
+    elsewhere = settings.model_copy(update={"manifest_path": tmp_path / "other" / "manifest.json"})
+    with pytest.raises(UsageError, match="the whole site, with no manifest of the site here"):
+        pipeline.purge(elsewhere, saved, client_factory=fast)
+    assert posted(cf) == []
+
+    allowed = elsewhere.model_copy(update={"allow_purge_everything": True})
+    result = pipeline.purge(allowed, saved, client_factory=fast)
+    assert result.requests_sent
+    root = SITE_URL.removeprefix("https://")
+    assert [b for b in posted(cf) if "prefixes" in b] == [{"prefixes": [root]}]
 
 
 def test_a_dry_run_sends_nothing_and_says_the_rules_were_not_read(
