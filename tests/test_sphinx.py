@@ -25,6 +25,7 @@ from mkdocs_cfpurge import pipeline
 from mkdocs_cfpurge.build.marker import MARKER_NAME
 from mkdocs_cfpurge.errors import ConfigError
 from mkdocs_cfpurge.localcf import LocalCloudflare
+from mkdocs_cfpurge.localcf.origin import OriginServer
 from mkdocs_cfpurge.settings import OPTION_NAMES, Options, check_option
 from mkdocs_cfpurge.sphinx import options_from_config
 from tests.helpers import (
@@ -292,6 +293,31 @@ def test_a_build_after_a_baseline_plans_every_url_of_every_changed_file_and_send
     marker = read_json(after / MARKER_NAME)
     assert marker["site_url"] == BASE
     assert set(marker["owed"]) == changed
+
+
+def test_a_runner_with_no_state_plans_against_the_marker_the_origin_serves(
+    tmp_path: Path,
+) -> None:
+    """The stateless flow (issue 11) on Sphinx: no manifest kept, the live site is the baseline."""
+    out1, out2 = tmp_path / "out1", tmp_path / "out2"
+    out1.mkdir()
+    with OriginServer(out1) as origin:
+        live: dict[str, Any] = {"cfpurge_dry_run": True, "cfpurge_live_baseline": True}
+        live["cfpurge_origin_url"] = origin.url
+        src = write_project(tmp_path / "src", **live)
+        assert sphinx_build(src, out1) == 0  # deployed: the origin serves it, marker included
+        assert not (src / STATE / "manifest.json").exists()
+        pages = {name: text for name, text in PAGES.items() if name != "fête/été.rst"}
+        pages["guide/index.rst"] = "Guide\n=====\n\nThe guide, now longer.\n"
+        (src / "fête" / "été.rst").unlink()
+        write_project(src, pages=pages, **live)
+        assert sphinx_build(src, out2) == 0  # a fresh folder, as on a CI runner
+
+    plan = read_json(src / STATE / "plan.json")
+    assert plan["baseline"]["source"] == "live-marker"
+    planned = {c["path"] for c in plan["changes"] if c.get("urls") and "." in c["path"]}
+    assert planned == changed_files(published(out1), published(out2))
+    assert "guide/index.html" in planned and "fête/été.html" in planned
 
 
 # --- a purge through the local Cloudflare -----------------------------------------------------
