@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mkdocs_cfpurge.build.manifest import Manifest
 from mkdocs_cfpurge.build.noise import Hashing
@@ -119,24 +119,24 @@ def apply_cache_rules(
         )
     except TooBroad as exc:
         raise UsageError(exc.message) from None
-    if site is None:
-        _uncounted(covering.decisions, settings)
-    plan.requests = covering.requests
-    plan.decisions += covering.decisions
-    plan.notes += covering.notes
-    if site is None and any("prefix" in decision for decision in covering.decisions):
-        plan.notes.append(
+    prefixes = [d["prefix"] for d in covering.decisions if "prefix" in d]
+    if site is None and prefixes:
+        _uncounted(prefixes, settings)
+        covering.notes.append(
             "cache rules: no manifest of the site here, so what the covering prefixes take "
             "down besides the changed pages is not known and max_collateral was not applied"
         )
+    plan.requests = covering.requests
+    plan.decisions += covering.decisions
+    plan.notes += covering.notes
 
 
-def _uncounted(decisions: Sequence[dict[str, Any]], settings: Settings) -> None:
+def _uncounted(prefixes: Sequence[str], settings: Settings) -> None:
     """With nothing to count a covering against, a prefix at the site's root (the site's home
     page changed) would take the whole site unasked: it needs allow_purge_everything."""
     mapper = settings.mapper()
     roots = {f"{host}{mapper.site.path}" for host in mapper.hosts}
-    whole = [d["prefix"] for d in decisions if d.get("prefix") in roots]
+    whole = [prefix for prefix in prefixes if prefix in roots]
     if whole and not settings.allow_purge_everything:
         raise UsageError(
             f"the zone's cache rules make a files purge miss, and covering it takes the prefix "

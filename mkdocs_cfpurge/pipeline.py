@@ -416,14 +416,11 @@ def _dry_run(
         if new is not None:
             plan = preview(settings, new, baseline, rules)
         else:
-            store = StateStore(settings.manifest_path, str(settings.site))
-            pending = store.load_pending()
+            pending = StateStore(settings.manifest_path, str(settings.site)).load_pending()
             plan = saved or PurgePlan(str(settings.site), settings.zone_id, [], [])
             add_owed(plan, pending, settings)
-            if rules is not None:
-                apply_cache_rules(
-                    plan, settings, rules, pending.next_manifest or store.load_manifest()
-                )
+            if rules is not None:  # never read in a dry run: only its note is added
+                apply_cache_rules(plan, settings, rules)
         report(plan, settings, env)
     where = f"; plan written to {settings.plan_path}" if settings.plan_path else ""
     log.info("cfpurge: dry run%s, nothing sent", where)
@@ -509,28 +506,26 @@ def owed_plan(
     With no baseline at all, only the whole zone is a purge that cannot miss anything: sent when
     `allow_purge_everything` (here or at build time) allows it, else PurgeFailed (exit 1).
     """
-    where = f"the plan carried in the site's {MARKER_NAME}"
-    if carried is not None and current.manifest is None:
-        plan = replace(carried, requests=list(carried.requests), notes=list(carried.notes))
-        # The marker came with the folder: input, checked like a saved plan.
-        check_source(plan.requests, settings, where)
-        add_owed(plan, pending, settings)
-        if rules is not None:
-            apply_cache_rules(plan, settings, rules, new)
-    elif carried is not None:
-        # The build planned with options this front end may not have (mkdocs.yml's hosts, the
-        # theme's query-string links): what it owes stays owed, with what changed since the
-        # manifest here (the two differ when another deploy came between).
-        plan = make_plan(current.manifest, new, settings, pending, baseline=current)
-        check_source(carried.requests, settings, where)
-        plan.requests = merge_requests(
-            plan.requests, carried.requests, max_files=settings.max_files_per_request
-        )
-        plan.notes.append(f"includes {where} (made with the build's options)")
-        if rules is not None:
-            apply_cache_rules(plan, settings, rules, new)
-    else:
+    if carried is None:
         plan = make_plan(current.manifest, new, settings, pending, rules=rules, baseline=current)
+    else:
+        # The marker came with the folder: input, checked like a saved plan.
+        where = f"the plan carried in the site's {MARKER_NAME}"
+        check_source(carried.requests, settings, where)
+        if current.manifest is None:
+            plan = replace(carried, requests=list(carried.requests), notes=list(carried.notes))
+            add_owed(plan, pending, settings)
+        else:
+            # The build planned with options this front end may not have (mkdocs.yml's hosts,
+            # the theme's query-string links): what it owes stays owed, with what changed since
+            # the manifest here (the two differ when another deploy came between).
+            plan = make_plan(current.manifest, new, settings, pending, baseline=current)
+            plan.requests = merge_requests(
+                plan.requests, carried.requests, max_files=settings.max_files_per_request
+            )
+            plan.notes.append(f"includes {where} (made with the build's options)")
+        if rules is not None:
+            apply_cache_rules(plan, settings, rules, new)
     if current.unknown:
         if settings.allow_purge_everything:
             plan.requests, plan.strategy = [dict(EVERYTHING)], "everything"
