@@ -7,6 +7,7 @@ A plain module (not conftest.py) so that any test imports exactly what it uses:
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import shutil
@@ -291,3 +292,24 @@ def hold_first_purge(
     cf = make_cf(on_purge=hold)
     request.addfinalizer(release.set)  # runs before make_cf stops the server
     return HeldPurge(cf, held, release)
+
+
+PACKAGE = Path(__file__).resolve().parents[1] / "mkdocs_cfpurge"
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Every module of the package (`build.manifest`, `pipeline`, ...) and what it imports, at
+    top level or inside a function (lazy imports count): `a.b` and, for `from a.b import c`,
+    `a.b.c` too."""
+    modules: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module)
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = found
+    return modules

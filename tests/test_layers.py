@@ -7,34 +7,13 @@ MkDocs plugin, the CLI, the watcher, the Sphinx extension) only gather inputs an
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[1] / "mkdocs_cfpurge"
+from tests.helpers import package_imports
+
 FRONT_ENDS = {"cli", "plugin", "config", "sphinx", "watch", "__main__"}
 MKDOCS_ADAPTERS = {"plugin", "config"}  # MkDocs 2.0 drops plugins: nothing else may need it
-
-
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def imports(path: Path) -> set[str]:
-    """Every module `path` imports, at top level or inside a function (lazy imports count)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return found
-
-
-MODULES = {module_name(path): imports(path) for path in sorted(PACKAGE.rglob("*.py"))}
+MODULES = package_imports()
 
 
 def ours(imported: set[str]) -> set[str]:

@@ -3,7 +3,6 @@ without `fcntl` (as on Windows), and site paths that are POSIX whatever the OS."
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -13,9 +12,16 @@ from pathlib import Path
 import pytest
 
 from mkdocs_cfpurge.build.manifest import build_manifest
-from tests.helpers import TOKEN, ZONE_ID, MakeCf, hold_first_purge, subprocess_env, write_files
+from tests.helpers import (
+    TOKEN,
+    ZONE_ID,
+    MakeCf,
+    hold_first_purge,
+    package_imports,
+    subprocess_env,
+    write_files,
+)
 
-PACKAGE = Path(__file__).resolve().parent.parent / "mkdocs_cfpurge"
 # Modules that exist on POSIX only (or on Windows only): none may be imported by the package.
 PLATFORM_ONLY = {"fcntl", "grp", "pwd", "termios", "tty", "pty", "resource", "posix", "crypt"}
 PLATFORM_ONLY |= {"syslog", "nis", "spwd", "msvcrt", "winreg", "winsound", "_winapi"}
@@ -30,22 +36,11 @@ main(sys.argv[1:])
 """
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
 def test_no_module_of_the_package_imports_a_platform_only_module() -> None:
     found = {
-        f"{path.relative_to(PACKAGE).as_posix()}: {name}"
-        for path in PACKAGE.rglob("*.py")
-        for name in imported_modules(path) & PLATFORM_ONLY
+        f"{module}: {name}"
+        for module, imported in package_imports().items()
+        for name in {name.split(".")[0] for name in imported} & PLATFORM_ONLY
     }
     assert found == set()
 
